@@ -1,0 +1,1 @@
+"""The logic behind the Space: plain values in, plain values out, no Gradio here (except `ui/`)."""

@@ -1,0 +1,31 @@
+"""The whole Space: one gr.Blocks with a tab per lesson."""
+from __future__ import annotations
+
+import gradio as gr
+
+from ..classifier import Classifier
+from ..pixel_similarity import PixelBaseline
+from . import classify, pixel_similarity, quadratic
+
+TITLE = "Practical Deep Learning, hands on"
+INTRO = (
+    "Three ideas from fast.ai's *Practical Deep Learning for Coders*, to try in the browser or call from code: "
+    "a fine-tuned CNN, stochastic gradient descent on a quadratic, and the pixel-similarity baseline. "
+    "Every tab is also an API endpoint (see *Use via API* at the bottom of the page)."
+)
+# The Gradio queue: how many requests of one event run at once, and how many may wait.
+DEFAULT_CONCURRENCY = 4
+MAX_QUEUE_SIZE = 64
+
+
+def build_demo(classifier: Classifier, baseline: PixelBaseline) -> gr.Blocks:
+    with gr.Blocks(title=TITLE) as demo:
+        gr.Markdown(f"# {TITLE}\n{INTRO}")
+        with gr.Tab("Classify", id="classify"):
+            classify.build(classifier)
+        with gr.Tab("Fit a quadratic", id="quadratic"):
+            quadratic.build()
+        with gr.Tab("Pixel similarity", id="pixels"):
+            pixel_similarity.build(baseline, classifier)
+    demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=MAX_QUEUE_SIZE)
+    return demo

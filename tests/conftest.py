@@ -1,0 +1,69 @@
+"""Shared fixtures: the project's MNIST copy, its artifacts, and real Gradio servers on localhost."""
+from __future__ import annotations
+
+import contextlib
+import socket
+from pathlib import Path
+from typing import Iterator
+
+import gradio as gr
+import pytest
+from gradio_client import Client
+
+ROOT = Path(__file__).resolve().parent.parent
+MNIST_DIR = ROOT / "data" / "mnist"
+EXAMPLES_DIR = ROOT / "examples"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def serving(demo: gr.Blocks) -> Iterator[str]:
+    """Launch a Blocks on a free localhost port; yield its URL; close it afterwards."""
+    port = free_port()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        yield f"http://127.0.0.1:{port}/"
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="session")
+def mnist_dir() -> Path:
+    return MNIST_DIR
+
+
+@pytest.fixture(scope="session")
+def classifier():
+    """The committed default model (model/model.pkl), loaded once."""
+    from dlcourse.classifier import Classifier
+    from dlcourse.hub import DEFAULT_MODEL_PATH
+
+    return Classifier.from_file(DEFAULT_MODEL_PATH)
+
+
+@pytest.fixture(scope="session")
+def baseline():
+    """The committed ideal digits (model/), loaded once."""
+    from dlcourse.pixel_similarity import PixelBaseline
+
+    return PixelBaseline.load()
+
+
+@pytest.fixture(scope="session")
+def app_url(classifier, baseline) -> Iterator[str]:
+    """The whole Space, as app.py builds it, served on localhost for the test session."""
+    from dlcourse.ui.space import build_demo
+
+    with serving(build_demo(classifier, baseline)) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def client(app_url) -> Client:
+    """A gradio_client connected to the served Space."""
+    return Client(app_url, verbose=False)
