@@ -7,6 +7,8 @@ from typing import Any
 import torch
 from PIL import Image
 
+from .errors import BadInput
+from .images import load_image
 from .modelfile import build_model, load_model_file
 from .preprocess import eval_transform, image_to_uint8_tensor
 
@@ -43,9 +45,37 @@ class Classifier:
         if not images:
             return []
         probs = self.probabilities(torch.stack([self.to_input(image) for image in images]))
-        return [self._as_dict(row) for row in probs]
+        return [self.as_dict(row) for row in probs]
 
-    def _as_dict(self, probs: torch.Tensor) -> dict[str, float]:
+    def as_dict(self, probs: torch.Tensor) -> dict[str, float]:
+        """{class: probability} for one row of probabilities, most likely first."""
         order = probs.argsort(descending=True).tolist()
         values = probs.tolist()
         return {self.classes[i]: values[i] for i in order}
+
+
+MAX_BATCH_FILES = 64
+
+
+def classify_files(classifier: Classifier, paths: list[str], top_k: int = 3) -> list[dict[str, Any]]:
+    """Classify many image files in one forward pass; one result per file, in order.
+
+    A file that cannot be used gets {"file", "error"} instead of failing the whole batch.
+    """
+    if not paths:
+        raise BadInput("No images were given.")
+    if len(paths) > MAX_BATCH_FILES:
+        raise BadInput(f"{len(paths)} images were given; one call takes at most {MAX_BATCH_FILES}.")
+    results: list[dict[str, Any]] = [{"file": Path(path).name} for path in paths]
+    inputs, good = [], []
+    for index, path in enumerate(paths):
+        try:
+            inputs.append(classifier.to_input(load_image(path)))
+            good.append(index)
+        except BadInput as error:
+            results[index]["error"] = str(error)
+    if inputs:
+        for index, row in zip(good, classifier.probabilities(torch.stack(inputs))):
+            confidences = dict(list(classifier.as_dict(row).items())[:top_k])
+            results[index].update(label=next(iter(confidences)), confidences=confidences)
+    return results

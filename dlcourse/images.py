@@ -23,13 +23,14 @@ MNIST_SIZE = 28
 MNIST_BOX = 20  # MNIST digits were scaled to fit a 20x20 box, then centred by mass in 28x28
 INK_THRESHOLD = 0.25  # share of the full ink contrast above which a pixel counts as ink for cropping
 MIN_CONTRAST = 24 / 255  # less difference than this between ink and paper is an empty picture
+WORKING_SIDE = 320  # digits are found and cropped at most at this size
 
 
 def load_image(source: str | os.PathLike | bytes | Image.Image | np.ndarray) -> Image.Image:
     """Decode an upload into an RGB image, or raise BadInput saying what is wrong with it.
 
-    Checks size before decoding pixels (decompression bombs), honours EXIF orientation, takes the
-    first frame of animations, flattens transparency onto white and maps any mode to RGB.
+    Checks size before decoding pixels (decompression bombs), refuses animations (which frame would
+    be meant?), honours EXIF orientation, flattens transparency onto white and maps any mode to RGB.
     """
     if isinstance(source, Image.Image):
         image = source
@@ -42,8 +43,9 @@ def load_image(source: str | os.PathLike | bytes | Image.Image | np.ndarray) -> 
         image.load()
     except (OSError, ValueError, SyntaxError) as error:
         raise BadInput(f"The image is damaged or truncated and cannot be read ({error}).") from None
-    if getattr(image, "n_frames", 1) > 1:
-        image.seek(0)
+    frames = getattr(image, "n_frames", 1)
+    if frames > 1:
+        raise BadInput(f"This is an animation of {frames} frames; please upload a single still image.")
     image = ImageOps.exif_transpose(image)
     return _to_rgb(image)
 
@@ -118,6 +120,21 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def _border(gray: np.ndarray) -> np.ndarray:
+    return np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
+
+
+def _paper_plane(gray: np.ndarray) -> np.ndarray:
+    """The paper's brightness as a plane a + b*x + c*y, fitted to the border pixels."""
+    height, width = gray.shape
+    ys, xs = np.indices(gray.shape, dtype=np.float32)
+    border = np.zeros(gray.shape, bool)
+    border[[0, -1], :] = border[:, [0, -1]] = True
+    design = np.stack([np.ones(border.sum(), np.float32), xs[border] / width, ys[border] / height], axis=1)
+    (a, b, c), *_ = np.linalg.lstsq(design, gray[border], rcond=None)
+    return (a + b * xs / width + c * ys / height).astype(np.float32)
+
+
 def to_mnist_digit(image: Image.Image) -> np.ndarray:
     """An MNIST-style digit: uint8 (28, 28), white ink on black, scaled into 20x20, centred by mass.
 
@@ -125,10 +142,13 @@ def to_mnist_digit(image: Image.Image) -> np.ndarray:
     grey level, crop to the ink, scale keeping proportions, then centre by centre of mass as MNIST did.
     Raises EmptyDrawing when there is no ink.
     """
-    gray = np.asarray(image.convert("L"), dtype=np.float32) / 255
-    paper = np.median(np.concatenate([gray[0], gray[-1], gray[:, 0], gray[:, -1]]))
-    if paper > 0.5:
-        gray, paper = 1 - gray, 1 - paper
+    gray_image = image.convert("L")
+    gray_image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BOX)  # speed on big photos
+    gray = np.asarray(gray_image, dtype=np.float32) / 255
+    if np.median(_border(gray)) > 0.5:
+        gray = 1 - gray
+    gray = gray - _paper_plane(gray)  # uneven lighting of a photographed page
+    paper = float(np.median(_border(gray)))
     contrast = float(gray.max()) - paper
     if contrast < MIN_CONTRAST:
         raise EmptyDrawing("The image is empty: draw or upload a digit first.")

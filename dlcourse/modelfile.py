@@ -37,7 +37,7 @@ def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
     for name in sorted(state_dict):
         tensor = state_dict[name].detach().cpu().contiguous()
         digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}|".encode())
-        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     return digest.hexdigest()
 
 

@@ -16,6 +16,25 @@ SKETCH_CANVAS = (280, 280)
 SKETCH_BRUSH_RADIUS = 12
 
 
+class ImageFile(gr.Image):
+    """A gr.Image that hands its handler the uploaded file's path without opening it.
+
+    Gradio's own preprocessing decodes the image first, so a text file or a decompression bomb would
+    fail inside Gradio with a generic error; `load_image` checks the file and says what is wrong.
+    """
+
+    def get_block_name(self) -> str:
+        return "image"
+
+    def preprocess(self, payload: Any) -> str | None:
+        if payload is None or not (payload.url or "").startswith("data:"):
+            return None if payload is None else payload.path
+        try:
+            return super().preprocess(payload)  # an inline base64 image: Gradio writes it to a file
+        except Exception:
+            raise gr.Error("The image data could not be decoded: send a PNG, JPEG, GIF, WebP, BMP or TIFF file.", print_exception=False) from None
+
+
 def digit_sketchpad(label: str = "Draw a digit", **kwargs: Any) -> gr.Sketchpad:
     """A square black-ink sketchpad whose drawings reduce to MNIST-like digits."""
     return gr.Sketchpad(

@@ -1,0 +1,102 @@
+"""The Classify tab: drop, draw, paste or snap an image; get the model's label probabilities."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from ..classifier import Classifier, classify_files
+from .common import ImageFile, digit_sketchpad, image_from_sketch, image_from_upload, shows_errors
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "examples"
+TOP_K = 5
+
+
+def model_card_markdown(meta: dict[str, Any]) -> str:
+    """What the visitor should know about the served model, from its own metadata."""
+    metrics = meta.get("metrics", {})
+    accuracy = metrics.get("accuracy")
+    rows = [
+        ("Architecture", f"`{meta['arch']}` ({meta['in_chans']} input channel{'s' if meta['in_chans'] > 1 else ''}, {meta['img_size']} px)"),
+        ("Validation accuracy", f"{accuracy:.2%}" if isinstance(accuracy, float) else "not recorded"),
+        ("Trained on", meta.get("trained_on", "not recorded")),
+        ("Validated on", meta.get("validated_on", "not recorded")),
+        ("Trained", str(meta.get("created", "not recorded"))[:10]),
+        ("Classes", ", ".join(map(str, meta["classes"][:20])) + (" …" if len(meta["classes"]) > 20 else "")),
+    ]
+    table = "\n".join(f"| {name} | {value} |" for name, value in rows)
+    return f"| About this model | |\n| --- | --- |\n{table}"
+
+
+def example_files() -> list[str]:
+    return sorted(str(path) for path in EXAMPLES_DIR.glob("*.png"))
+
+
+def build(classifier: Classifier) -> None:
+    meta = classifier.meta
+    is_digits = meta["preprocessing"] == "mnist"
+
+    @shows_errors
+    def classify(image: str | None) -> dict[str, float]:
+        """Classify one image.
+
+        Args:
+            image: the image file (PNG, JPEG, GIF, WebP, BMP or TIFF). Digits may be dark on light or light on dark.
+        Returns:
+            The label with the highest probability and the probabilities of the most likely classes.
+        """
+        return classifier.predict(image_from_upload(image))
+
+    @shows_errors
+    def classify_drawing(sketch: dict | None) -> dict[str, float]:
+        return classifier.predict(image_from_sketch(sketch))
+
+    @shows_errors
+    def classify_batch(images: list[str] | None) -> list[dict[str, Any]]:
+        """Classify many images in one call (at most 64).
+
+        Args:
+            images: the image files.
+        Returns:
+            One result per image, in order: {"file", "label", "confidences"} or {"file", "error"} for an image that could not be used.
+        """
+        return classify_files(classifier, list(images or []), top_k=TOP_K)
+
+    kind = "a handwritten digit" if is_digits else "a photo"
+    gr.Markdown(
+        f"### What is in the picture?\nUpload, paste, snap or draw {kind}; the model answers with its "
+        f"probability for each class. It is a `{meta['arch']}` CNN fine-tuned with this project's `train.py`."
+    )
+    with gr.Row():
+        with gr.Column():
+            with gr.Tab("Image"):
+                image = ImageFile(
+                    label="Image", type="filepath", sources=["upload", "webcam", "clipboard"],
+                    height=320, elem_id="cls-image",
+                )
+                run = gr.Button("Classify", variant="primary", elem_id="cls-run")
+            with gr.Tab("Draw", visible=is_digits):
+                sketch = digit_sketchpad(elem_id="cls-sketch")
+                run_sketch = gr.Button("Classify drawing", variant="primary", elem_id="cls-sketch-run")
+        with gr.Column():
+            label = gr.Label(label="Prediction", num_top_classes=TOP_K, elem_id="cls-label")
+            gr.Markdown(model_card_markdown(meta), elem_id="cls-model-info")
+    examples_row = gr.Row()
+    with gr.Accordion("Many images at once", open=False):
+        files = gr.File(label="Images", file_count="multiple", elem_id="cls-batch-files")
+        run_batch = gr.Button("Classify all", elem_id="cls-batch-run")
+        batch_results = gr.JSON(label="One result per image", elem_id="cls-batch-results")
+
+    run.click(classify, image, label, api_name="classify")
+    run_batch.click(classify_batch, files, batch_results, api_name="classify_batch")
+    image.upload(classify, image, label, api_visibility="private")
+    run_sketch.click(classify_drawing, sketch, label, api_visibility="private")
+    examples = example_files()
+    if examples:
+        with examples_row:
+            gallery = gr.Examples(
+                examples=examples, inputs=image, example_labels=[Path(path).stem for path in examples],
+                examples_per_page=16, api_visibility="private", elem_id="cls-examples",
+            )
+        gallery.load_input_event.then(classify, image, label, api_visibility="private")
