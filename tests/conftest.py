@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
 from pathlib import Path
 from typing import Iterator
@@ -39,11 +40,11 @@ def mnist_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def classifier():
-    """The committed default model (model/model.pkl), loaded once."""
+    """The model the app serves: model/model.pkl unless MODEL_PATH says otherwise, loaded once."""
     from dlcourse.classifier import Classifier
-    from dlcourse.hub import DEFAULT_MODEL_PATH
+    from dlcourse.hub import model_file_path
 
-    return Classifier.from_file(DEFAULT_MODEL_PATH)
+    return Classifier.from_file(model_file_path({"MODEL_PATH": os.environ.get("MODEL_PATH", "")}))
 
 
 @pytest.fixture(scope="session")
