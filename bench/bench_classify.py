@@ -1,0 +1,149 @@
+"""Classify speed of the served model on this machine; prints figures, judges nothing.
+
+    .venv/bin/python bench/bench_classify.py [--model model/model.pkl] [--repeats 200]
+
+1. in-process single image: Classifier.predict vs the bare preprocess + forward it wraps;
+2. through the HTTP API (a real server on localhost, gradio_client): p50 / p95;
+3. batch: Classifier.predict_batch vs the bare batched forward, images per second;
+4. start-up: `python app.py` to its first answer vs `python -c "import torch, timm, gradio"`.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+import torch  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from dlcourse.classifier import Classifier  # noqa: E402
+from dlcourse.images import load_image  # noqa: E402
+
+EXAMPLES = sorted((ROOT / "examples").glob("*.png"))
+
+
+def timings_ms(fn, repeats: int) -> list[float]:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def p(times: list[float], q: float) -> float:
+    return statistics.quantiles(times, n=100)[int(q) - 1] if len(times) > 1 else times[0]
+
+
+def in_process(classifier: Classifier, repeats: int) -> None:
+    image = load_image(EXAMPLES[0])
+
+    @torch.inference_mode()
+    def bare() -> torch.Tensor:
+        return classifier.model(classifier.to_input(image).unsqueeze(0))
+
+    # interleave the two so drift of the machine's speed hits both alike
+    bare_times, predict_times = [], []
+    for _ in range(5):
+        bare_times += timings_ms(bare, repeats // 5)
+        predict_times += timings_ms(lambda: classifier.predict(image), repeats // 5)
+    bare_p50, predict_p50 = statistics.median(bare_times), statistics.median(predict_times)
+    print(f"in-process single image: predict p50 {predict_p50:.2f} ms, bare preprocess+forward p50 {bare_p50:.2f} ms, "
+          f"ratio {predict_p50 / bare_p50:.3f}")
+    decode = timings_ms(lambda: classifier.predict(load_image(EXAMPLES[0])), repeats // 2)
+    print(f"  with decoding the PNG file as well: p50 {statistics.median(decode):.2f} ms")
+
+
+def batch(classifier: Classifier, size: int = 64, rounds: int = 5) -> None:
+    images = [load_image(EXAMPLES[i % len(EXAMPLES)]) for i in range(size)]
+    inputs = torch.stack([classifier.to_input(image) for image in images])
+
+    @torch.inference_mode()
+    def bare() -> torch.Tensor:
+        return classifier.model(inputs)
+
+    bare_ms = statistics.median(timings_ms(bare, rounds))
+    batch_ms = statistics.median(timings_ms(lambda: classifier.predict_batch(images), rounds))
+    print(f"batch of {size}: predict_batch {size / batch_ms * 1000:.0f} images/s, bare batched forward "
+          f"{size / bare_ms * 1000:.0f} images/s, throughput ratio {bare_ms / batch_ms:.2f}")
+
+
+def http(classifier: Classifier, repeats: int) -> None:
+    import gradio as gr
+    from gradio_client import Client, handle_file
+
+    from conftest import serving
+    from dlcourse.ui import classify
+
+    with gr.Blocks() as demo:
+        classify.build(classifier)
+    demo.queue()
+    with serving(demo) as url:
+        client = Client(url, verbose=False)
+        file = handle_file(EXAMPLES[0])
+        times = timings_ms(lambda: client.predict(file, api_name="/classify"), repeats)
+    print(f"HTTP API (gradio_client, localhost): p50 {statistics.median(times):.1f} ms, p95 {p(times, 95):.1f} ms")
+
+
+def startup(rounds: int = 3) -> None:
+    import socket
+
+    def import_seconds() -> float:
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import torch, timm, gradio"], check=True)
+        return time.perf_counter() - start
+
+    def app_seconds() -> float:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
+        start = time.perf_counter()
+        server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        from gradio_client import Client, handle_file
+
+        try:
+            while True:
+                try:
+                    Client(f"http://127.0.0.1:{port}/", verbose=False).predict(handle_file(EXAMPLES[0]), api_name="/classify")
+                    return time.perf_counter() - start
+                except Exception:
+                    if server.poll() is not None:
+                        raise RuntimeError("app.py exited")
+                    time.sleep(0.05)
+        finally:
+            server.terminate()
+            server.wait()
+
+    imports, apps = [], []
+    for _ in range(rounds):
+        imports.append(import_seconds())
+        apps.append(app_seconds())
+    print(f"start-up: python app.py to first answer {statistics.median(apps):.2f} s, "
+          f"import torch+timm+gradio {statistics.median(imports):.2f} s, ratio "
+          f"{statistics.median(apps) / statistics.median(imports):.2f}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", type=Path, default=ROOT / "model" / "model.pkl")
+    parser.add_argument("--repeats", type=int, default=200)
+    parser.add_argument("--skip-startup", action="store_true")
+    args = parser.parse_args()
+    model = Classifier.from_file(args.model)
+    print(f"model: {model.meta['arch']} {model.meta['img_size']} px, torch threads {torch.get_num_threads()}")
+    in_process(model, args.repeats)
+    batch(model)
+    http(model, args.repeats // 2)
+    if not args.skip_startup:
+        startup()
