@@ -1,0 +1,299 @@
+"""Training-time reporting: validation outputs, the report folder, the show-batch grid, the model card part.
+
+train.py calls these around its training loop; `write_report` also works from a model file's
+compact summary alone (`python -m dlcourse.report model/model.pkl reports/model`).
+"""
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import torch
+
+from . import interpretation, plots
+
+TOP_LOSSES_CAPTION = "predicted / actual\nloss / probability of actual"
+FILES = {
+    "confusion_matrix": "confusion_matrix.png",
+    "top_losses": "top_losses.png",
+    "curves": "curves.png",
+    "lr_find": "lr_find.png",
+    "show_batch": "show_batch.png",
+    "json": "report.json",
+}
+
+
+@torch.inference_mode()
+def collect_outputs(model: torch.nn.Module, batches: Iterable, *, device: torch.device | str = "cpu",
+                    amp_dtype: torch.dtype | None = None, channels_last: bool = False
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits (N, C) float32 on CPU, targets (N,)) over a validation loader, in its order (no shuffling)."""
+    device = torch.device(device)
+    was_training = model.training
+    model.eval()
+    logits, targets = [], []
+    try:
+        for inputs, target in batches:
+            inputs = inputs.to(device, non_blocking=True)
+            if channels_last and inputs.dim() == 4:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            if amp_dtype is not None:
+                with torch.autocast(device.type, dtype=amp_dtype):
+                    out = model(inputs)
+            else:
+                out = model(inputs)
+            logits.append(out.float().cpu())
+            targets.append(torch.as_tensor(target).long().cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(logits), torch.cat(targets)
+
+
+def gather_inputs(dataset: Any, indices: Sequence[int]) -> torch.Tensor:
+    """The (eval-transformed) input tensors of dataset items `indices`, stacked."""
+    return torch.stack([torch.as_tensor(dataset[i][0]) for i in indices]) if len(indices) else torch.empty(0)
+
+
+def top_loss_images(dataset: Any, top: Sequence[dict[str, Any]], mean: Sequence[float], std: Sequence[float]
+                    ) -> torch.Tensor:
+    """uint8 images (k, C, H, W) of the top losses as the network saw them (de-normalised)."""
+    return interpretation.denormalize(gather_inputs(dataset, [item["index"] for item in top]), mean, std)
+
+
+def top_loss_captions(top: Sequence[dict[str, Any]]) -> list[str]:
+    return [f"{t['predicted']} / {t['actual']}\n{t['loss']:.2f} / {t['prob_actual']:.2f}" for t in top]
+
+
+def show_batch(batches: Iterable, classes: Sequence[str], mean: Sequence[float], std: Sequence[float],
+               path: str | Path, n: int = 16) -> Path:
+    """Save up to n training images from the loader's first batch, augmented and labelled, as a PNG.
+
+    The images are what the network receives (after augmentation), de-normalised for display. The
+    random-number state is restored afterwards, so showing a batch does not change the training run.
+    """
+    with torch.random.fork_rng(devices=[]):
+        inputs, targets = next(iter(batches))[:2]
+    images = interpretation.denormalize(inputs[:n], mean, std)
+    labels = [str(classes[int(t)]) for t in torch.as_tensor(targets)[:n]]
+    fig = plots.image_grid_figure(images, labels, title="A training batch, as the model receives it")
+    path = Path(path)
+    plots.to_png(fig, path)
+    return path
+
+
+def report_json(meta: dict[str, Any], summary: dict[str, Any], lr_find: dict[str, Any] | None = None
+                ) -> dict[str, Any]:
+    """Every figure of the report as plain JSON values."""
+    classes = list(meta["classes"])
+    data = {key: value for key, value in summary.items() if not isinstance(value, torch.Tensor)}
+    data["classes"] = classes
+    data["arch"] = meta.get("arch")
+    data["metrics"] = meta.get("metrics", {})
+    data["per_class"] = interpretation.per_class(summary["confusion_matrix"], classes)
+    data["most_confused"] = [
+        {"actual": a, "predicted": p, "count": c} for a, p, c in summary.get("most_confused", [])
+    ]
+    if lr_find is not None:
+        data["lr_find"] = lr_find
+    return _json_safe(data)
+
+
+def write_report(out_dir: str | Path, meta: dict[str, Any], summary: dict[str, Any], *,
+                 images: torch.Tensor | None = None, lr_find: dict[str, Any] | None = None) -> dict[str, Path]:
+    """Write confusion_matrix.png, top_losses.png, curves.png and report.json into out_dir.
+
+    `images`: full-size uint8 top-loss images; without them, the summary's thumbnails are drawn.
+    Returns {name: path} of what was written.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    classes = list(meta["classes"])
+    written: dict[str, Path] = {}
+    accuracy = summary.get("accuracy")
+    title = f"Confusion matrix\n{summary.get('n_valid')} validation images, accuracy {accuracy:.2%}"
+    plots.to_png(plots.confusion_matrix_figure(summary["confusion_matrix"], classes, title),
+                 written.setdefault("confusion_matrix", out / FILES["confusion_matrix"]))
+    top = summary.get("top_losses") or []
+    if images is None:
+        images = summary.get("top_loss_images")
+    if top and images is not None and len(images):
+        fig = plots.image_grid_figure(images[: len(top)], top_loss_captions(top), title=TOP_LOSSES_CAPTION)
+        plots.to_png(fig, written.setdefault("top_losses", out / FILES["top_losses"]))
+    curves = summary.get("curves") or interpretation.curves(meta.get("history") or [])
+    if curves:
+        plots.to_png(plots.curves_figure(curves), written.setdefault("curves", out / FILES["curves"]))
+    path = written.setdefault("json", out / FILES["json"])
+    path.write_text(json.dumps(report_json(meta, summary, lr_find), indent=2, allow_nan=False) + "\n")
+    return written
+
+
+def lr_find_plot(result: Any, path: str | Path) -> Path:
+    """Save an `LRFindResult`'s loss-vs-lr plot with its suggestions as a PNG."""
+    path = Path(path)
+    plots.to_png(plots.lr_find_figure(result.lrs, result.smoothed, result.suggestions), path)
+    return path
+
+
+def format_most_confused(pairs: Sequence[Sequence[Any]], limit: int = 10) -> str:
+    """The most confused pairs as lines for the terminal (fastai's most_confused, printed)."""
+    if not pairs:
+        return "most confused: none (no validation image was misclassified)"
+    lines = ["most confused (actual -> predicted: count):"]
+    lines += [f"  {actual} -> {predicted}: {count}" for actual, predicted, count in pairs[:limit]]
+    if len(pairs) > limit:
+        lines.append(f"  ... and {len(pairs) - limit} more pairs (see report.json)")
+    return "\n".join(lines)
+
+
+def model_card_section(summary: dict[str, Any], classes: Sequence[str], images: dict[str, str] | None = None,
+                       top_n: int = 10) -> str:
+    """Markdown for the model card: figures, most confused pairs, per-class accuracy, top losses.
+
+    `images`: {"confusion_matrix": "report/confusion_matrix.png", ...}, paths as uploaded to the repo.
+    """
+    images = images or {}
+    lines = ["## How good is this model?", ""]
+    lines.append(f"On {summary['n_valid']} validation images: accuracy **{summary['accuracy']:.2%}** "
+                 f"(error rate {summary['error_rate']:.2%}).")
+    lines.append("")
+    for key, alt in (("curves", "Training curves"), ("confusion_matrix", "Confusion matrix"),
+                     ("top_losses", "Top losses"), ("lr_find", "Learning-rate finder")):
+        if key in images:
+            lines += [f"![{alt}]({images[key]})", ""]
+    pairs = summary.get("most_confused") or []
+    lines += ["### Most confused", ""]
+    if pairs:
+        lines += ["| actual | predicted | count |", "| --- | --- | ---: |"]
+        lines += [f"| {_md(a)} | {_md(p)} | {c} |" for a, p, c in pairs[:top_n]]
+    else:
+        lines.append("No validation image was misclassified.")
+    lines += ["", "### Per class", "", "| class | images | correct | recall | precision |",
+              "| --- | ---: | ---: | ---: | ---: |"]
+    for row in interpretation.per_class(summary["confusion_matrix"], classes):
+        lines.append(f"| {_md(row['class'])} | {row['n']} | {row['correct']} | {_pct(row['recall'])} | "
+                     f"{_pct(row['precision'])} |")
+    top = (summary.get("top_losses") or [])[:top_n]
+    if top:
+        lines += ["", "### Top losses", "", "| predicted | actual | loss | probability of actual |",
+                  "| --- | --- | ---: | ---: |"]
+        lines += [f"| {_md(t['predicted'])} | {_md(t['actual'])} | {t['loss']:.3f} | {t['prob_actual']:.3f} |"
+                  for t in top]
+    return "\n".join(lines) + "\n"
+
+
+DISPLAY_PX = 128  # top-loss thumbnails are enlarged (nearest neighbour) to at least this for the gallery
+NO_REPORT_NOTE = (
+    "This model file carries no validation report (it was written before reports existed), so only its "
+    "metrics and training history are shown. Retrain with `python train.py` to see its confusion matrix, "
+    "most confused classes and top losses."
+)
+
+
+def for_display(meta: dict[str, Any], max_pairs: int = 20) -> dict[str, Any]:
+    """Everything the app's "How good is this model?" section shows, from a model file's meta alone.
+
+    {"headline": markdown, "note": markdown or None, "confusion_matrix": RGB array or None,
+     "curves": RGB array or None, "most_confused": [[actual, predicted, count]],
+     "top_losses": [(RGB array, caption)]}. Figures are rendered here, once.
+    """
+    import numpy as np
+    from PIL import Image
+
+    classes = list(meta["classes"])
+    summary = meta.get("report") or None
+    metrics = meta.get("metrics") or {}
+    view: dict[str, Any] = {"note": None, "confusion_matrix": None, "curves": None, "most_confused": [],
+                            "top_losses": []}
+    if summary:
+        accuracy, n_valid = summary.get("accuracy"), summary.get("n_valid")
+    else:
+        accuracy = metrics.get("accuracy")
+        if accuracy is None and isinstance(metrics.get("error_rate"), (int, float)):
+            accuracy = 1 - metrics["error_rate"]
+        n_valid = metrics.get("n_valid")
+        view["note"] = NO_REPORT_NOTE
+    if isinstance(accuracy, (int, float)) and math.isfinite(accuracy):
+        on = f" on {n_valid:,} validation images" if isinstance(n_valid, int) else " on the validation set"
+        headline = f"**Validation accuracy: {accuracy:.2%}**{on} (error rate {1 - accuracy:.2%})."
+    else:
+        headline = "The model file records no validation accuracy."
+    validated_on = meta.get("validated_on")
+    if validated_on:
+        headline += f" Validated on {validated_on}."
+    suggestions = ((summary or {}).get("lr_find") or {}).get("suggestions")
+    if suggestions:
+        headline += " Learning-rate finder: " + ", ".join(f"{k} {v:.1e}" for k, v in suggestions.items()) + "."
+    view["headline"] = headline
+
+    curves = (summary or {}).get("curves") or interpretation.curves(meta.get("history") or [])
+    if curves and any(curves.values()):
+        view["curves"] = plots.to_array(plots.curves_figure(curves))
+    if not summary:
+        return view
+    title = f"Confusion matrix\n{n_valid} validation images, accuracy {accuracy:.2%}"
+    view["confusion_matrix"] = plots.to_array(plots.confusion_matrix_figure(summary["confusion_matrix"], classes,
+                                                                            title))
+    view["most_confused"] = [list(pair) for pair in (summary.get("most_confused") or [])[:max_pairs]]
+    images = summary.get("top_loss_images")
+    if images is not None:
+        for image, item in zip(images, summary.get("top_losses") or []):
+            array = plots.as_hwc(image)
+            picture = Image.fromarray(array)
+            scale = math.ceil(DISPLAY_PX / max(picture.size))
+            if scale > 1:
+                picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+            caption = (f"predicted {item['predicted']} / actual {item['actual']} / loss {item['loss']:.2f} / "
+                       f"probability {item['prob_actual']:.2f}")
+            view["top_losses"].append((np.asarray(picture.convert("RGB")), caption))
+    return view
+
+
+def _md(text: Any) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _json_safe(value: Any) -> Any:
+    """Tensors to lists, non-finite floats to None (JSON has no NaN)."""
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, torch.Tensor):
+        return _json_safe(value.tolist())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m dlcourse.report MODEL_FILE OUT_DIR`: the report folder from a model file's summary."""
+    from .errors import BadInput
+    from .modelfile import load_model_file
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    if len(args) != 2:
+        print("usage: python -m dlcourse.report MODEL_FILE OUT_DIR", file=sys.stderr)
+        return 2
+    try:
+        meta, _ = load_model_file(args[0])
+    except BadInput as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if not meta.get("report"):
+        print(f"error: {args[0]} has no report (it was written before reports existed); retrain with train.py",
+              file=sys.stderr)
+        return 1
+    for name, path in write_report(args[1], meta, meta["report"]).items():
+        print(f"{name}: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
