@@ -91,10 +91,9 @@ def lr_find(
     autocast = (
         (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype is not None else contextlib.nullcontext
     )
-    rng_devices = [device] if device.type == "cuda" else []
     # The test consumes random numbers (shuffling, augmentation, dropout); put them back afterwards
     # so that training after it is the same as training without it.
-    with torch.random.fork_rng(devices=rng_devices), _kept_generators(batches):
+    with preserved_rng(batches, device):
         for i, (inputs, targets) in enumerate(_cycle(batches, num_it)):
             lr = start_lr * ratio ** (i / (num_it - 1))
             for group in opt.param_groups:
@@ -170,6 +169,15 @@ def valley(lrs: tuple[float, ...], losses: tuple[float, ...]) -> float:
     sections = (max_end - max_start) / 3
     index = max_start + int(sections) + int(sections / 2)
     return float(lrs[min(max(index, 0), n - 1)])
+
+
+@contextlib.contextmanager
+def preserved_rng(batches: Iterable, device: torch.device | str = "cpu"):
+    """Put back, on exit, torch's global random state (CPU, and `device` if a GPU) and that of the
+    DataLoader's own generators (loader, sampler): reading batches then leaves no trace."""
+    device = torch.device(device)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []), _kept_generators(batches):
+        yield
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ from typing import Any, Iterable, Sequence
 import torch
 
 from . import interpretation, plots
+from .lr_find import preserved_rng
 
 TOP_LOSSES_CAPTION = "predicted / actual\nloss / probability of actual"
 FILES = {
@@ -74,7 +75,7 @@ def show_batch(batches: Iterable, classes: Sequence[str], mean: Sequence[float],
     The images are what the network receives (after augmentation), de-normalised for display. The
     random-number state is restored afterwards, so showing a batch does not change the training run.
     """
-    with torch.random.fork_rng(devices=[]):
+    with preserved_rng(batches):
         inputs, targets = next(iter(batches))[:2]
     images = interpretation.denormalize(inputs[:n], mean, std)
     labels = [str(classes[int(t)]) for t in torch.as_tensor(targets)[:n]]
