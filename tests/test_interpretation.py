@@ -118,3 +118,18 @@ def test_report_cli_rebuilds_the_folder_from_a_model_file(tiny, tmp_path, capsys
 def test_interpretation_rejects_mismatched_shapes():
     with pytest.raises(ValueError):
         Interpretation(["a", "b"], torch.zeros(3, 2), torch.zeros(4, dtype=torch.long))
+
+
+def test_show_batch_saves_a_labelled_grid_and_leaves_the_loader_as_it_was(tmp_path):
+    from torch.utils.data import DataLoader, TensorDataset
+
+    generator = torch.Generator().manual_seed(5)
+    data = TensorDataset(torch.randn(40, 3, 12, 12), torch.arange(40) % 4)
+    loader = DataLoader(data, batch_size=8, shuffle=True, generator=generator)
+    state, rng = generator.get_state(), torch.get_rng_state()
+    first = next(iter(loader))[1]
+    generator.set_state(state)
+    path = report.show_batch(loader, CLASSES, [0.5, 0.5, 0.5], [0.2, 0.2, 0.2], tmp_path / "show_batch.png", n=6)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert torch.equal(generator.get_state(), state) and torch.equal(torch.get_rng_state(), rng)
+    assert torch.equal(next(iter(loader))[1], first)  # training will see the same first batch
