@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import inspect
 from typing import Any, Callable
 
 import gradio as gr
@@ -67,6 +68,16 @@ def image_from_upload(path: str | None) -> Image.Image:
 
 def shows_errors(fn: Callable) -> Callable:
     """Turn the logic's BadInput into a gr.Error the visitor sees (and an API client receives)."""
+    if inspect.isgeneratorfunction(fn):  # a streaming handler: errors surface while it is iterated
+
+        @functools.wraps(fn)
+        def streaming(*args: Any, **kwargs: Any) -> Any:
+            try:
+                yield from fn(*args, **kwargs)
+            except BadInput as error:
+                raise gr.Error(str(error), print_exception=False) from None
+
+        return streaming
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
