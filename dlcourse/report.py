@@ -112,22 +112,23 @@ def write_report(out_dir: str | Path, meta: dict[str, Any], summary: dict[str, A
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     classes = list(meta["classes"])
-    written: dict[str, Path] = {}
-    accuracy = summary.get("accuracy")
-    title = f"Confusion matrix\n{summary.get('n_valid')} validation images, accuracy {accuracy:.2%}"
-    plots.to_png(plots.confusion_matrix_figure(summary["confusion_matrix"], classes, title),
-                 written.setdefault("confusion_matrix", out / FILES["confusion_matrix"]))
+    figures = {}
+    title = f"Confusion matrix\n{summary['n_valid']} validation images, accuracy {summary['accuracy']:.2%}"
+    figures["confusion_matrix"] = plots.confusion_matrix_figure(summary["confusion_matrix"], classes, title)
     top = summary.get("top_losses") or []
     if images is None:
         images = summary.get("top_loss_images")
     if top and images is not None and len(images):
-        fig = plots.image_grid_figure(images[: len(top)], top_loss_captions(top), title=TOP_LOSSES_CAPTION)
-        plots.to_png(fig, written.setdefault("top_losses", out / FILES["top_losses"]))
+        figures["top_losses"] = plots.image_grid_figure(images[: len(top)], top_loss_captions(top),
+                                                        title=TOP_LOSSES_CAPTION)
     curves = summary.get("curves") or interpretation.curves(meta.get("history") or [])
     if curves:
-        plots.to_png(plots.curves_figure(curves), written.setdefault("curves", out / FILES["curves"]))
-    path = written.setdefault("json", out / FILES["json"])
-    path.write_text(json.dumps(report_json(meta, summary, lr_find), indent=2, allow_nan=False) + "\n")
+        figures["curves"] = plots.curves_figure(curves)
+    written = {name: out / FILES[name] for name in figures}
+    for name, fig in figures.items():
+        plots.to_png(fig, written[name])
+    written["json"] = out / FILES["json"]
+    written["json"].write_text(json.dumps(report_json(meta, summary, lr_find), indent=2, allow_nan=False) + "\n")
     return written
 
 
