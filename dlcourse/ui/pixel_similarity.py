@@ -1,0 +1,245 @@
+"""The Pixel similarity tab: draw a digit, see how far it is from each ideal (mean) digit, and why."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+import pandas as pd
+
+from ..errors import BadInput
+from ..pixel_similarity import DISTANCE_NAMES, DISTANCES, MODES, Comparison, PixelBaseline, difference_picture, digit_picture
+from .common import ImageFile, digit_sketchpad, image_from_sketch, image_from_upload, shows_errors
+
+EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "examples"
+DISTANCE_CHOICES = [(f"{name}: {DISTANCE_NAMES[name]}", name) for name in DISTANCES]
+PICTURE_SCALE = 10  # each of the 28x28 pixels shown as a 10x10 square
+
+INTRO = """### How far is your digit from the "ideal" digits?
+Chapter 4 of the book starts with a classifier that learns nothing. Average every training image of a 3
+and you get a blurry **ideal 3**; do the same for every digit. A new image is then called whichever
+ideal it is closest to, pixel by pixel. Draw a digit (or pick a real MNIST test digit below) and see
+the distances, the ideal that won and where your digit differs from it."""
+
+EXPLANATIONS = """**An ideal digit** is the pixel-by-pixel mean of every training image of that digit. Pixels
+where most writers put ink are bright, pixels only some writers use are grey: it is a picture of where a 3
+*usually* is, not any particular 3.
+
+**L1 or L2.** Both compare the 784 pixels of your digit with those of an ideal. *L1* is the mean absolute
+difference: every pixel's error counts as much as it is big. *L2* (root mean squared error) squares each
+error before averaging, so a few pixels that are badly off weigh more than many that are slightly off.
+On all ten digits L2 does much better: L1 is happy to call almost anything a thin 1, because a 1 has little
+ink to disagree with.
+
+**Broadcasting.** The accuracies below come from one tensor expression per mode and distance: the test
+images, shaped (10000, 1, 28, 28), minus the ideals, shaped (10, 28, 28). PyTorch stretches the size-1 axis
+and the missing axis to (10000, 10, 28, 28) without copying the data, so every image is compared with every
+ideal in one operation, in C, with no Python loop over images.
+
+**A baseline, not learning.** Nothing here was adjusted to reduce mistakes: there are no weights, no loss,
+no gradient, only averages. That is the point: it is the simplest thing that could work, and it tells us
+what a model that *learns* (SGD in chapter 4, the CNN in the Classify tab) has to beat to be worth its cost."""
+
+HEATMAP_LEGEND = (
+    "Left to right: your digit as the baseline sees it (cropped, scaled into 20x20 and centred in 28x28 like MNIST), "
+    "the ideal it is closest to, and their difference pixel by pixel. **Red**: ink in your digit where the ideal has "
+    "little. **Blue**: ink in the ideal that your digit lacks. The distance is the mean of these differences' sizes (L1) "
+    "or the root of the mean of their squares (L2)."
+)
+
+
+def example_files() -> list[str]:
+    """Real MNIST test digits (examples/mnist-*.png), the ones the baseline gets wrong last."""
+    paths = sorted(EXAMPLES_DIR.glob("mnist-*.png"), key=lambda path: ("-says-" in path.stem, path.stem))
+    return [str(path) for path in paths]
+
+
+def example_label(path: str) -> str:
+    """"mnist-test-3" -> "a 3"; "mnist-baseline-says-9-truly-4" -> "a 4 the baseline calls 9"."""
+    words = Path(path).stem.split("-")
+    if "says" in words and "truly" in words:
+        return f"a {words[words.index('truly') + 1]} the baseline calls {words[words.index('says') + 1]}"
+    return f"a {words[-1]}"
+
+
+def accuracy_markdown(baseline: PixelBaseline) -> str:
+    """The stored test accuracies as a table, with where the ideals come from."""
+    accuracy, test = baseline.accuracy, baseline.info.get("test_data", {})
+    if not accuracy:
+        return "No test accuracies are stored with these ideal digits."
+    per_digit = test.get("per_digit")
+    header = "| mode | " + " | ".join(f"{name} ({DISTANCE_NAMES[name]})" for name in DISTANCES) + " |"
+    rows = [header, "| --- |" + " --- |" * len(DISTANCES)]
+    for mode, by_distance in accuracy.items():
+        count = f" ({sum(per_digit[d] for d in MODES[mode]):,} test images)" if per_digit else ""
+        rows.append(f"| {mode}{count} | " + " | ".join(f"{by_distance[name]:.2%}" for name in DISTANCES) + " |")
+    training = baseline.training_data
+    source = (
+        f"Ideal digits averaged from {training['images']:,} MNIST training images ({training['split']})"
+        if training else "Ideal digits of unknown origin"
+    )
+    built = f", built by `{baseline.built_by}`" if baseline.built_by else ""
+    tested = f"the official MNIST test set ({test['images']:,} images)" if test else "the MNIST test set"
+    return "\n".join(rows) + f"\n\nAccuracy on {tested}. {source}{built}."
+
+
+def classifier_markdown(meta: dict[str, Any] | None) -> str:
+    """The Classify tab's model beside the baseline, when it reads digits; otherwise say why not."""
+    if not meta:
+        return "The Classify tab has no model loaded, so there is nothing to compare with."
+    if meta.get("preprocessing") != "mnist":
+        classes = ", ".join(map(str, meta.get("classes", [])[:6])) + (" …" if len(meta.get("classes", [])) > 6 else "")
+        return (
+            f"The Classify tab's model is not a digits model (it tells apart photos of: {classes}), "
+            "so it has no accuracy on MNIST to set beside the baseline."
+        )
+    accuracy = meta.get("metrics", {}).get("accuracy")
+    validated_on = meta.get("validated_on")
+    where = f" on {validated_on}" if validated_on else ""
+    if not isinstance(accuracy, (int, float)):
+        return f"The Classify tab's model (`{meta.get('arch')}`) reads digits, but its file records no accuracy to compare."
+    return (
+        f"**The Classify tab's model** (`{meta.get('arch')}`, a CNN that *learned* its features): "
+        f"**{accuracy:.2%}** on all ten digits{where}, against the baseline's "
+        "all-ten accuracy above. That gap is what learning buys."
+    )
+
+
+def distances_frame(comparison: Comparison) -> pd.DataFrame:
+    """One row per candidate digit, closest first."""
+    return pd.DataFrame(
+        {"digit": [str(digit) for digit in comparison.distances], "distance": list(comparison.distances.values())}
+    )
+
+
+def summary_markdown(comparison: Comparison) -> str:
+    (best, best_value), *others = comparison.distances.items()
+    text = f"Closest to the **ideal {best}**: {comparison.distance} distance {best_value:.4f}."
+    if others:
+        runner, runner_value = others[0]
+        text += f" Next comes {runner} at {runner_value:.4f}, {runner_value - best_value:.4f} farther."
+    return text
+
+
+def present(comparison: Comparison) -> tuple:
+    """Every output of the tab for one comparison, in the order of `outputs` in `build`."""
+    return (
+        str(comparison.prediction),
+        summary_markdown(comparison),
+        distances_frame(comparison),
+        digit_picture(comparison.digit, PICTURE_SCALE),
+        digit_picture(comparison.ideal, PICTURE_SCALE),
+        difference_picture(comparison.difference, PICTURE_SCALE),
+    )
+
+
+NOTHING = (None, "", None, None, None, None)
+
+
+def build(baseline: PixelBaseline, classifier: Any) -> None:
+    """The tab's components and wiring; `classifier` is the Classify tab's (only its `meta` is read)."""
+
+    @shows_errors
+    def pixel_similarity(image: str | None, mode: str, distance: str):
+        """Compare a picture of one handwritten digit with the ideal (mean) digits; the closest one is the answer.
+
+        mode: "3 or 7" (the book's baseline) or "all ten digits". distance: "L1" (mean absolute difference)
+        or "L2" (root mean squared error). Returns the closest digit, a one-line summary, every candidate's
+        distance closest first (rows of [digit, distance]), and three 280x280 pictures: the 28x28 input as
+        the baseline sees it, the closest ideal digit, and the per-pixel difference as a heat map.
+
+        Args:
+            image: the image file of one handwritten digit (PNG, JPEG, GIF, WebP, BMP or TIFF), dark on light or light on dark.
+            mode: "3 or 7" (the book's baseline: is it a 3 or a 7?) or "all ten digits".
+            distance: "L1" (mean absolute difference) or "L2" (root mean squared error).
+        Returns:
+            The closest digit; a sentence with its distance and the runner-up; every candidate's distance, closest first (a bar plot's data: rows of [digit, distance]); the 28x28 input as the baseline sees it; the ideal digit it is closest to; the per-pixel difference (input minus ideal) as a heat map.
+        """
+        return (*present(baseline.compare_image(image_from_upload(image), mode, distance)), "image")
+
+    @shows_errors
+    def compare_drawing(sketch: dict | None, mode: str, distance: str):
+        return (*present(baseline.compare_image(image_from_sketch(sketch), mode, distance)), "sketch")
+
+    def follow_drawing(sketch: dict | None, mode: str, distance: str):
+        """While drawing: update as the digit takes shape; an empty or cleared canvas just clears."""
+        try:
+            return (*present(baseline.compare_image(image_from_sketch(sketch), mode, distance)), "sketch")
+        except BadInput:
+            return (*NOTHING, "sketch")
+
+    def recompare(source: str | None, sketch: dict | None, image: str | None, mode: str, distance: str):
+        """A new mode or distance: compare the last input again; nothing to compare is not an error."""
+        try:
+            picture = image_from_sketch(sketch) if source == "sketch" else image_from_upload(image) if source == "image" else None
+        except BadInput:
+            picture = None
+        if picture is None:
+            return (*NOTHING, source)
+        try:
+            return (*present(baseline.compare_image(picture, mode, distance)), source)
+        except BadInput:
+            return (*NOTHING, source)
+
+    gr.Markdown(INTRO)
+    source = gr.State(None)  # which input the shown result came from: "sketch" or "image"
+    with gr.Row():
+        with gr.Column():
+            with gr.Row():
+                mode = gr.Radio(list(MODES), value="3 or 7", label="Choose between", elem_id="pix-mode")
+                distance = gr.Radio(DISTANCE_CHOICES, value="L1", label="Distance", elem_id="pix-distance")
+            with gr.Tabs(elem_id="pix-input-tabs") as input_tabs:
+                with gr.Tab("Draw", id="pix-draw-tab"):
+                    sketch = digit_sketchpad(elem_id="pix-sketch")
+                    run_sketch = gr.Button("Compare drawing", variant="primary", elem_id="pix-sketch-run")
+                with gr.Tab("Image", id="pix-image-tab"):
+                    image = ImageFile(
+                        label="Image of a digit", type="filepath", sources=["upload", "clipboard"], height=280,
+                        elem_id="pix-upload",
+                    )
+                    run = gr.Button("Compare image", variant="primary", elem_id="pix-run")
+            examples_column = gr.Column()
+        with gr.Column():
+            prediction = gr.Label(label="Closest ideal digit", elem_id="pix-prediction")
+            summary = gr.Markdown(label="Summary", elem_id="pix-summary")
+            bars = gr.BarPlot(
+                x="digit", y="distance", sort="y", y_lim=[0, None], label="Distance to each ideal, closest first",
+                x_title="ideal digit", height=220, elem_id="pix-distances",
+            )
+            with gr.Row():
+                picture = dict(type="pil", format="png", image_mode=None, interactive=False, height=240, buttons=["download"])
+                seen = gr.Image(label="Your digit, 28x28", elem_id="pix-seen", **picture)
+                ideal = gr.Image(label="Closest ideal", elem_id="pix-ideal", **picture)
+                heatmap = gr.Image(label="Difference", elem_id="pix-heatmap", **picture)
+            gr.Markdown(HEATMAP_LEGEND, elem_id="pix-heatmap-legend")
+
+    gr.Markdown("### The ten ideal digits")
+    gr.Gallery(
+        value=[(digit_picture(baseline.ideals[digit], 4), f"ideal {digit}") for digit in range(10)],
+        columns=10, height=130, allow_preview=False, object_fit="contain", format="png", show_label=False, elem_id="pix-ideals",
+    )
+    gr.Markdown("### How good is it?")
+    gr.Markdown(accuracy_markdown(baseline), elem_id="pix-accuracy")
+    gr.Markdown(classifier_markdown(getattr(classifier, "meta", None)), elem_id="pix-classifier-accuracy")
+    with gr.Accordion("How it works", open=False):
+        gr.Markdown(EXPLANATIONS, elem_id="pix-explanations")
+
+    outputs = [prediction, summary, bars, seen, ideal, heatmap, source]
+    run.click(pixel_similarity, [image, mode, distance], outputs, api_name="pixel_similarity")
+    image.upload(pixel_similarity, [image, mode, distance], outputs, api_visibility="private")
+    run_sketch.click(compare_drawing, [sketch, mode, distance], outputs, api_visibility="private")
+    sketch.change(follow_drawing, [sketch, mode, distance], outputs, api_visibility="private",
+                  trigger_mode="always_last", show_progress="hidden")
+    gr.on([mode.change, distance.change], recompare, [source, sketch, image, mode, distance], outputs,
+          api_visibility="private", show_progress="hidden")
+    examples = example_files()
+    if examples:
+        with examples_column:
+            gallery = gr.Examples(
+                examples=examples, inputs=image, label="Real MNIST test digits",
+                example_labels=[example_label(path) for path in examples],
+                examples_per_page=12, api_visibility="private", elem_id="pix-examples",
+            )
+        loaded = gallery.load_input_event.then(lambda: gr.Tabs(selected="pix-image-tab"), None, input_tabs,
+                                               api_visibility="private", show_progress="hidden")
+        loaded.then(pixel_similarity, [image, mode, distance], outputs, api_visibility="private")
