@@ -1,0 +1,242 @@
+"""The "Fit a quadratic" tab: sliders for a, b, c with a live plot, then SGD step by step.
+
+Components and wiring only: the data, losses, SGD and least squares are in `dlcourse.quadratic`,
+the session and its words in `dlcourse.quadratic_session`, the pictures in `dlcourse.quadratic_plots`.
+Public API endpoints: /fit_quadratic (a whole SGD run as JSON) and /quadratic_loss (score a guess).
+"""
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import gradio as gr
+import numpy as np
+import pandas as pd
+from gradio.components.plot import PlotData
+
+from .. import quadratic as q
+from .. import quadratic_plots as plots
+from .. import quadratic_session as qs
+from .common import shows_errors
+
+# A run shows at most this many frames, at most one per FRAME_SECONDS: 1000 steps animate in ~2 s.
+MAX_FRAMES = 24
+FRAME_SECONDS = 0.08
+LR_LOG_RANGE = (math.log10(q.LR_RANGE[0]), math.log10(q.LR_RANGE[1]))
+UI_MAX_STEPS = 2000
+UI_MAX_POINTS = 200
+UI_MAX_NOISE = 5.0
+LR_TEXT_JS = "(v) => { const lr = 10 ** v; return `lr = ${lr < 1e-3 ? lr.toExponential(1) : +lr.toPrecision(2)}`; }"
+RUN_LABEL_JS = "(n) => `Run ${n} step${n == 1 ? '' : 's'}`"
+
+INTRO = """\
+Guess a curve, measure how wrong it is, let the gradient say which way to move, step, repeat: that loop
+is how every neural net learns (chapter 4 of the book, lesson 3 of the course). Here the "model" is
+y = a x² + b x + c and its three parameters are yours to move, or SGD's."""
+
+EXPLAIN_LOSS = """\
+**Loss**: one number for how wrong the curve is. MAE averages the distances from each point to the curve
+(the thin red lines), MSE averages their squares, so big misses count much more. Noise means it can
+never reach 0: the dashed green curve is the lowest MSE there is, found in one go by least squares."""
+
+EXPLAIN_SGD = """\
+**Gradient**: for each of a, b, c, how fast the loss changes as that parameter goes up. PyTorch works it out:
+`loss.backward()` fills `params.grad`. **Learning rate**: how far to move against it each step,
+`params -= lr * params.grad`. Too small and SGD crawls; too big and each step overshoots and the loss
+explodes. **Momentum** keeps part of the previous steps' direction, which helps along long narrow valleys
+(0 is the book's plain SGD). **Standardise x** fits on (x − mean) / std, so x², x and 1 are of similar size.
+
+*What to try:* on the lesson's data with MAE and lr 0.01, press *Step once* a few times and watch the loss
+fall. Switch to MSE and push the learning rate to 1: it diverges. On the roller coaster, run 1000 steps at
+lr 1e-5 and see c hardly move; then tick *standardise x*, set lr 0.1 and momentum 0.9, and run again."""
+
+
+def _plot(png: bytes | None) -> PlotData | None:
+    return None if png is None else PlotData(type="matplotlib", plot=plots.data_url(png))
+
+
+def _slider_values(params: np.ndarray, spec: q.DataSet) -> list[Any]:
+    """The sliders follow the parameters, held inside their ranges (the plot shows the true values)."""
+    out = []
+    for value, (lo, hi) in zip(params, spec.param_ranges):
+        out.append(gr.update(value=round(float(np.clip(value, lo, hi)), 4)) if math.isfinite(value) else gr.skip())
+    return out
+
+
+def _trace_frame(session: qs.Session) -> pd.DataFrame:
+    headers, rows = qs.trace_table(session)
+    return pd.DataFrame(rows, columns=headers)
+
+
+def _view(data: q.Data, session: qs.Session, standardise: bool, notes: list[str], with_history: bool = True,
+          x_max: int | None = None):
+    """Plot, loss line, status, loss curve (steps up to `x_max`), trace and state for a session."""
+    r = qs.readout(data, session.params, session.loss)
+    curve = plots.curve_png(data, r.best, session.params)
+    loss_curve = None
+    if with_history and session.losses:
+        loss_curve = plots.loss_png(session.losses, r.best_loss, session.loss.upper(), session.diverged_at, x_max)
+    return (
+        _plot(curve),
+        qs.loss_line(session.params, r, session.loss),
+        qs.status_text(data, standardise, notes, session.message),
+        _plot(loss_curve),
+        _trace_frame(session),
+        session,
+    )
+
+
+def _inputs(dataset, noise, points, seed, a, b, c, loss) -> tuple[q.Data, str, np.ndarray, list[str]]:
+    data = q.make_data(dataset, noise, points, seed)
+    notes = list(data.notes)
+    params = q.clean_params(a, b, c, notes)
+    return data, q.loss_name(loss), params, notes
+
+
+@shows_errors
+def move(dataset, noise, points, seed, a, b, c, loss, standardise):
+    """A slider moved or Reset was pressed: a new session at the sliders' values."""
+    data, loss, params, notes = _inputs(dataset, noise, points, seed, a, b, c, loss)
+    return _view(data, qs.new_session(data, params, loss), standardise, notes, with_history=False)
+
+
+@shows_errors
+def refresh(dataset, noise, points, seed, a, b, c, loss, standardise, session):
+    """Data, loss or standardise changed: keep the session if it still applies, else start at the sliders."""
+    data, loss, params, notes = _inputs(dataset, noise, points, seed, a, b, c, loss)
+    return _view(data, qs.session_for(session, data, loss, params), standardise, notes)
+
+
+@shows_errors
+def preset(dataset):
+    """A data set was chosen: its slider ranges, the book's start, loss and learning rate."""
+    spec = q.DATASETS[q.dataset_name(dataset)]
+    sliders = [gr.Slider(minimum=lo, maximum=hi, value=v) for (lo, hi), v in zip(spec.param_ranges, spec.start)]
+    return (*sliders, spec.loss, math.log10(spec.lr))
+
+
+def _frame(data: q.Data, session: qs.Session, settings: q.SGDSettings, notes: list[str], x_max: int):
+    view = _view(data, session, settings.standardise, notes, x_max=x_max)
+    return (*view, *_slider_values(session.params, data.spec))
+
+
+def _learning_rate(lr_log: Any) -> Any:
+    """The slider holds log10(lr); anything unusable goes on to the logic's checks as it is."""
+    try:
+        return 10 ** float(lr_log)
+    except (TypeError, ValueError, OverflowError):
+        return lr_log
+
+
+@shows_errors
+def sgd_steps(dataset, noise, points, seed, a, b, c, loss, lr_log, momentum, steps, standardise, session,
+              once=False):
+    """Step once, or Run N steps: yields a frame every few steps (throttled), the last one with a summary."""
+    data, loss, params, notes = _inputs(dataset, noise, points, seed, a, b, c, loss)
+    settings = q.sgd_settings(loss, _learning_rate(lr_log), momentum, 1 if once else steps, standardise)
+    notes += settings.notes
+    session = qs.session_for(session, data, loss, params)
+    start = session.params.copy()
+    start_loss = q.loss_of(start, data, loss)
+    total = settings.steps
+    x_max = session.steps + total
+    frames = min(total, MAX_FRAMES)
+    bounds = np.linspace(0, total, frames + 1).round().astype(int)
+    for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
+        began = time.monotonic()
+        session, run = qs.advance(session, data, settings, hi - lo, revert_to=start)
+        done = run.diverged or k == frames - 1
+        if not run.diverged:
+            session.message = (q.summary(data, settings, steps=total, start_loss=start_loss, end=session.params,
+                                         end_loss=run.end_loss)
+                               if done else f"Running: {hi} of {total} steps…")
+        yield _frame(data, session, settings, notes, x_max)
+        if done:
+            return
+        time.sleep(max(0.0, FRAME_SECONDS - (time.monotonic() - began)))
+
+
+def build() -> None:
+    """The tab's components and wiring, inside the current Blocks/Tab context."""
+    default = q.DATASETS["lesson"]
+    gr.Markdown(INTRO)
+    session = gr.State(None)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=340):
+            dataset = gr.Radio([(s.label, key) for key, s in q.DATASETS.items()], value="lesson",
+                               label="Data set", elem_id="quad-dataset")
+            with gr.Row():
+                noise = gr.Slider(0, UI_MAX_NOISE, value=1.0, step=0.1, label="noise (1 = the book's)",
+                                  elem_id="quad-noise", min_width=100)
+                points = gr.Slider(q.POINTS_RANGE[0], UI_MAX_POINTS, value=20, step=1, label="points",
+                                   elem_id="quad-points", min_width=100)
+                seed = gr.Number(42, precision=0, label="seed", elem_id="quad-seed", min_width=80)
+            sliders = [
+                gr.Slider(lo, hi, value=v, step=0.01, label=label, elem_id=f"quad-{name}")
+                for name, label, (lo, hi), v in zip(
+                    "abc", ("a (times x²)", "b (times x)", "c (constant)"), default.param_ranges, default.start)
+            ]
+            loss = gr.Radio([("MAE: mean absolute error", "mae"), ("MSE: mean squared error", "mse")],
+                            value=default.loss, label="Loss", elem_id="quad-loss-choice")
+            gr.Markdown(EXPLAIN_LOSS)
+            with gr.Row():
+                lr_log = gr.Slider(*LR_LOG_RANGE, value=math.log10(default.lr), step=0.1,
+                                   label="learning rate (log₁₀)", elem_id="quad-lr", min_width=160)
+                lr_text = gr.Markdown(f"lr = {default.lr:g}", elem_id="quad-lr-value", min_width=90)
+            with gr.Row():
+                momentum = gr.Slider(*q.MOMENTUM_RANGE, value=0.0, step=0.01, label="momentum (0 = plain SGD)",
+                                     elem_id="quad-momentum", min_width=140)
+                steps = gr.Slider(1, UI_MAX_STEPS, value=10, step=1, label="N (steps per run)",
+                                  elem_id="quad-steps", min_width=140)
+            standardise = gr.Checkbox(False, label="standardise x: fit on (x − mean) / std",
+                                      elem_id="quad-standardise")
+            with gr.Row():
+                step_btn = gr.Button("Step once", elem_id="quad-step")
+                run_btn = gr.Button("Run 10 steps", variant="primary", elem_id="quad-run")  # see RUN_LABEL_JS
+                reset_btn = gr.Button("Reset to the sliders", elem_id="quad-reset")
+            gr.Markdown(EXPLAIN_SGD)
+        with gr.Column(scale=3, min_width=380):
+            data0 = q.make_data()
+            view0 = _view(data0, qs.new_session(data0, default.start, default.loss), False, [])
+            plot = gr.Plot(view0[0], label="data, your curve, least squares", show_label=False,
+                           elem_id="quad-plot")
+            loss_md = gr.Markdown(view0[1], elem_id="quad-loss")
+            status = gr.Markdown(view0[2], elem_id="quad-status")
+            loss_plot = gr.Plot(None, label="loss per step", show_label=False, elem_id="quad-loss-curve")
+            trace = gr.Dataframe(view0[4], label="trace: newest step first (parameters where each step "
+                                 "measured the loss, and its gradient)", interactive=False, max_height=300,
+                                 elem_id="quad-trace")
+
+    data_inputs = [dataset, noise, points, seed, *sliders, loss]
+    view = [plot, loss_md, status, loss_plot, trace, session]
+    private = {"api_visibility": "private", "show_progress": "hidden"}
+
+    run_inputs = [*data_inputs, lr_log, momentum, steps, standardise, session]
+    run_event = run_btn.click(sgd_steps, run_inputs, [*view, *sliders], **private)
+    step_event = step_btn.click(_step_once, run_inputs, [*view, *sliders], **private)
+    running = [run_event, step_event]
+
+    for slider in sliders:
+        # queue=False: a cheap handler (~10 ms) answered on its own request, without the queue's round trips
+        slider.input(move, [*data_inputs, standardise], view, trigger_mode="always_last", cancels=running,
+                     queue=False, **private)
+    reset_btn.click(move, [*data_inputs, standardise], view, cancels=running, **private)
+    dataset.input(preset, dataset, [*sliders, loss, lr_log], cancels=running, **private).then(
+        refresh, [*data_inputs, standardise, session], view, **private)
+    for control in (noise, points):  # .change: dragging or typing a number
+        control.change(refresh, [*data_inputs, standardise, session], view, cancels=running,
+                        trigger_mode="always_last", **private)
+    for control in (seed, loss, standardise):  # .input: not when a preset sets them
+        control.input(refresh, [*data_inputs, standardise, session], view, cancels=running,
+                      trigger_mode="always_last", **private)
+    # Pure display tweaks run in the browser: no round trip.
+    lr_log.change(None, lr_log, lr_text, js=LR_TEXT_JS, **private)
+    steps.change(None, steps, run_btn, js=RUN_LABEL_JS, **private)
+
+    gr.api(shows_errors(q.fit_quadratic), api_name="fit_quadratic")
+    gr.api(shows_errors(q.evaluate_quadratic), api_name="quadratic_loss")
+
+
+def _step_once(*args):
+    yield from sgd_steps(*args, once=True)
