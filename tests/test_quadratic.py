@@ -1,0 +1,273 @@
+"""The quadratic tab's logic: data, losses, SGD the book's way, least squares, divergence, scaling, inputs."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from dlcourse import quadratic as q
+from dlcourse import quadratic_plots as plots
+from dlcourse import quadratic_session as qs
+from dlcourse.errors import BadInput
+
+LESSON_START = (1.1, 1.1, 1.1)
+
+
+def lesson():
+    return q.make_data("lesson", noise=1, points=20, seed=42)
+
+
+def roller():
+    return q.make_data("roller_coaster", noise=1, points=20, seed=42)
+
+
+def first_within(run: q.SGDRun, best: np.ndarray, share: float = 0.02) -> int | None:
+    """The first step whose parameters are all within `share` of the least-squares answer."""
+    rows = np.vstack([run.params, run.end])
+    hits = [i for i, row in enumerate(rows) if q.close_to(row, best, share)]
+    return hits[0] if hits else None
+
+
+# ---------------------------------------------------------------- data
+
+
+def test_lesson_data_are_the_lessons_points():
+    # The lesson's own code: np.random.seed(42); x = linspace(-2, 2, 20); y = add_noise(f(x), 0.15, 1.5)
+    np.random.seed(42)
+    x = np.linspace(-2, 2, num=20)[:, None]
+    f = 3 * x**2 + 2 * x + 1
+    y = f * (1 + np.random.normal(scale=0.15, size=x.shape)) + np.random.normal(scale=1.5, size=x.shape)
+    data = lesson()
+    np.testing.assert_allclose(data.x, x[:, 0])
+    np.testing.assert_allclose(data.y, y[:, 0])
+
+
+def test_roller_coaster_is_chapter_4s_speed():
+    data = roller()
+    np.testing.assert_allclose(data.x, np.arange(20))
+    quiet = q.make_data("roller_coaster", noise=0, points=20, seed=1)
+    np.testing.assert_allclose(quiet.y, 0.75 * (np.arange(20) - 9.5) ** 2 + 1)
+    assert np.std(data.y - quiet.y) == pytest.approx(3, rel=0.4)  # torch.randn(20) * 3
+
+
+def test_data_depend_on_seed_noise_and_points_only():
+    assert np.array_equal(lesson().y, lesson().y)
+    assert not np.array_equal(lesson().y, q.make_data("lesson", 1, 20, 43).y)
+    assert len(q.make_data("lesson", 1, 57, 0).x) == 57
+    no_noise = q.make_data("lesson", 0, 20, 42)
+    np.testing.assert_allclose(no_noise.y, 3 * no_noise.x**2 + 2 * no_noise.x + 1)
+
+
+def test_least_squares_is_the_closed_form_fit():
+    data = lesson()
+    np.testing.assert_allclose(q.least_squares(data), np.polyfit(data.x, data.y, 2))
+    exact = q.make_data("roller_coaster", noise=0, points=20, seed=0)
+    np.testing.assert_allclose(q.least_squares(exact), [0.75, -14.25, 0.75 * 9.5**2 + 1])
+
+
+def test_losses():
+    preds, targets = torch.tensor([1.0, 2.0, 5.0]), torch.tensor([2.0, 2.0, 2.0])
+    assert q.LOSSES["mae"](preds, targets).item() == pytest.approx(4 / 3)
+    assert q.LOSSES["mse"](preds, targets).item() == pytest.approx(10 / 3)
+    data = lesson()
+    best = q.least_squares(data)
+    assert q.loss_of(best, data, "mse") == pytest.approx(np.mean((np.polyval(best, data.x) - data.y) ** 2))
+
+
+# ---------------------------------------------------------------- SGD, as the book does it
+
+
+def test_lesson_mae_loss_falls_on_each_of_the_first_ten_steps():
+    run = q.sgd(lesson(), LESSON_START, q.sgd_settings("mae", lr=0.01, momentum=0, steps=10))
+    assert run.steps == 10 and not run.diverged
+    assert run.losses[0] == pytest.approx(2.4219, abs=1e-3)  # the lesson's first printed loss
+    assert np.all(np.diff(np.append(run.losses, run.end_loss)) < 0), run.losses
+
+
+def test_a_step_is_params_minus_lr_times_the_gradient_with_momentum():
+    data, lr, mom = lesson(), 0.05, 0.9
+    run = q.sgd(data, LESSON_START, q.sgd_settings("mse", lr, mom, 3))
+    feats = q.features(data.x)
+
+    def grad(p):  # d/dp of mean((F p - y)^2), by hand
+        return 2 * feats.T @ (feats @ p - data.y) / len(data.x)
+
+    p, v = np.array(LESSON_START), np.zeros(3)
+    for i in range(3):
+        np.testing.assert_allclose(run.params[i], p)
+        np.testing.assert_allclose(run.grads[i], grad(p))
+        v = mom * v + grad(p)
+        p = p - lr * v
+    np.testing.assert_allclose(run.end, p)
+    np.testing.assert_allclose(run.velocity, v)
+
+
+def test_mse_with_momentum_gets_within_2_percent_of_least_squares_on_the_lesson():
+    data = lesson()
+    run = q.sgd(data, LESSON_START, q.sgd_settings("mse", lr=0.1, momentum=0.9, steps=1000))
+    assert not run.diverged
+    assert q.close_to(run.end, q.least_squares(data), 0.02)
+    assert first_within(run, q.least_squares(data)) < 1000
+
+
+def test_standardised_roller_coaster_gets_within_2_percent():
+    data = roller()
+    best = q.least_squares(data)
+    run = q.sgd(data, (1, 1, 1), q.sgd_settings("mse", lr=0.1, momentum=0.9, steps=1000, standardise=True))
+    assert not run.diverged
+    assert q.close_to(run.end, best, 0.02), (run.end, best)
+    assert first_within(run, best) < 200
+    # the parameters come back in t's own units: the fitted curve matches least squares' on the data
+    np.testing.assert_allclose(q.quadratic(run.end, data.x), q.quadratic(best, data.x), rtol=1e-3, atol=1e-3)
+
+
+def test_raw_roller_coaster_crawls_and_the_message_says_why():
+    data = roller()
+    best = q.least_squares(data)
+    assert best[2] > 60
+    result = q.fit_quadratic("roller_coaster", a=1, b=1, c=1, loss="mse", lr=1e-5, momentum=0, steps=1000)
+    assert not result["diverged"]
+    assert result["final"]["c"] < 10  # c hardly moves in 1000 steps...
+    assert result["least_squares"]["c"] == pytest.approx(best[2])
+    assert result["distance"] > 50  # ...so it ends far from the answer
+    message = result["message"].lower()
+    assert "badly scaled" in message and "standardise" in message and "361" in message
+    assert q.scaling_advice(data, standardise=True) is None
+    assert q.scaling_advice(lesson(), standardise=False) is None  # x in [-2, 2] is fine as it is
+
+
+def test_standardiser_maps_parameters_both_ways():
+    scaler = q.Standardiser.of(roller().x)
+    params = np.array([0.75, -14.25, 68.7])
+    np.testing.assert_allclose(scaler.to_original(scaler.to_fit(params)), params)
+    t = np.linspace(0, 19, 7)
+    np.testing.assert_allclose(q.quadratic(scaler.to_fit(params), scaler.apply(t)), q.quadratic(params, t))
+
+
+def test_high_learning_rate_diverges_with_a_reason_and_stops_early():
+    data = lesson()
+    stable = q.Scaling.of(data.x).stable_lr()
+    run = q.sgd(data, LESSON_START, q.sgd_settings("mse", lr=2 * stable, momentum=0, steps=1000))
+    assert run.diverged and run.steps < 100
+    assert run.losses[-1] > q.DIVERGE_FACTOR * run.losses[0]
+    assert np.all(np.isfinite(run.end))
+    assert "too high" in run.reason and f"{stable:.2g}" in run.reason
+    # just below the stable rate it converges
+    calm = q.sgd(data, LESSON_START, q.sgd_settings("mse", lr=0.9 * stable, momentum=0, steps=1000))
+    assert not calm.diverged
+
+
+def test_divergence_to_infinity_is_caught_and_json_safe():
+    result = q.fit_quadratic("roller_coaster", a=1, b=1, c=1, loss="mse", lr=10, steps=1000)
+    assert result["diverged"] and "Diverged at step" in result["message"]
+    json.dumps(result, allow_nan=False)  # no NaN or inf reaches JSON
+
+
+def test_mae_with_a_huge_learning_rate_bounces_and_says_so():
+    result = q.fit_quadratic("lesson", loss="mae", lr=5, steps=50)
+    assert "too high" in result["message"]
+
+
+# ---------------------------------------------------------------- nonsense and extremes
+
+
+@pytest.mark.parametrize("field", ["noise", "points", "seed", "a", "b", "c", "lr", "momentum", "steps"])
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, "abc", None])
+def test_non_numbers_are_refused_with_a_clear_message(field, value):
+    with pytest.raises(BadInput, match="number"):
+        q.fit_quadratic(**{field: value}, steps=5) if field != "steps" else q.fit_quadratic(steps=value)
+
+
+def test_unknown_choices_and_too_few_points_are_refused():
+    with pytest.raises(BadInput, match="data set"):
+        q.make_data("mnist")
+    with pytest.raises(BadInput, match="loss"):
+        q.fit_quadratic(loss="hinge")
+    for points in (0, -5, 2):
+        with pytest.raises(BadInput, match="at least 3 points"):
+            q.make_data("lesson", points=points)
+
+
+def test_extreme_settings_are_clamped_with_notes():
+    settings = q.sgd_settings("MSE", lr=1e6, momentum=1.5, steps=10**6)
+    assert (settings.loss, settings.lr, settings.momentum, settings.steps) == ("mse", 10, 0.99, 10_000)
+    assert len(settings.notes) == 3 and all("using" in note for note in settings.notes)
+    settings = q.sgd_settings("mae", lr=0, momentum=-1, steps=0)
+    assert (settings.lr, settings.momentum, settings.steps) == (q.LR_RANGE[0], 0, 1)
+    assert any("downhill" in note for note in settings.notes)
+    data = q.make_data("lesson", noise=99, points=10**6, seed=-3)
+    assert (data.noise, data.points, data.seed) == (10, 1000, 0) and len(data.notes) == 3
+
+
+def test_extreme_inputs_through_the_api_function_never_crash():
+    result = q.fit_quadratic(lr=1e6, steps=10**6, a=1e300, loss="mse")
+    assert result["settings"]["lr"] == 10 and result["settings"]["steps"] == 10_000
+    assert result["diverged"]
+    assert any("1e+300" in note for note in result["notes"])
+    json.dumps(result, allow_nan=False)
+    zero = q.fit_quadratic(lr=0, steps=0)
+    assert len(zero["trajectory"]["loss"]) == 1 and len(zero["notes"]) == 2
+
+
+def test_fit_quadratic_returns_the_whole_trajectory():
+    result = q.fit_quadratic("lesson", loss="mae", lr=0.01, steps=10)
+    traj = result["trajectory"]
+    assert len(traj["params"]) == len(traj["loss"]) == len(traj["grad"]) == 10
+    assert traj["params"][0] == [1.1, 1.1, 1.1]
+    assert set(result["final"]) == {"a", "b", "c", "loss"}
+    assert result["settings"]["steps"] == 10 and result["notes"] == []
+    assert len(result["data"]["x"]) == 20
+    json.dumps(result, allow_nan=False)
+
+
+def test_evaluate_quadratic_scores_a_guess():
+    best = q.least_squares(lesson())
+    at_best = q.evaluate_quadratic("lesson", a=best[0], b=best[1], c=best[2], loss="mse")
+    assert at_best["distance"] == pytest.approx(0, abs=1e-9)
+    assert at_best["loss"] == pytest.approx(at_best["least_squares"]["loss"])
+    assert q.evaluate_quadratic(loss="mse")["loss"] > at_best["loss"]
+
+
+# ---------------------------------------------------------------- the tab's session and pictures
+
+
+def test_session_steps_carry_momentum_and_divergence_reverts():
+    data = lesson()
+    settings = q.sgd_settings("mse", lr=0.05, momentum=0.9, steps=1)
+    session = qs.new_session(data, LESSON_START, "mse")
+    for _ in range(5):
+        session, _ = qs.advance(session, data, settings, 1)
+    whole = q.sgd(data, LESSON_START, q.sgd_settings("mse", 0.05, 0.9, 5))
+    np.testing.assert_allclose(session.params, whole.end)  # five single steps = one run of five
+    assert session.steps == 5 and len(session.trace) == 5 and len(session.losses) == 5
+    before = session.params.copy()
+    session, run = qs.advance(session, data, q.sgd_settings("mse", lr=5, steps=100), 100)
+    assert run.diverged and session.diverged_at == [session.steps - 1]
+    np.testing.assert_allclose(session.params, before)
+    assert session.velocity is None and "Diverged" in session.message
+    assert qs.session_for(session, data, "mse", (0, 0, 0)) is session
+    assert qs.session_for(session, data, "mae", (0, 0, 0)).steps == 0
+
+
+def test_trace_table_is_newest_first():
+    data = lesson()
+    session, _ = qs.advance(qs.new_session(data, LESSON_START, "mae"), data, q.sgd_settings("mae", 0.01, 0, 3), 3)
+    headers, rows = qs.trace_table(session)
+    assert headers == qs.TRACE_COLUMNS and [row[0] for row in rows] == [2, 1, 0]
+
+
+def test_plots_are_pngs_and_redraws_are_consistent():
+    data, other = lesson(), roller()
+    best = q.least_squares(data)
+    first = plots.curve_png(data, best, LESSON_START)
+    assert first[:8] == b"\x89PNG\r\n\x1a\n"
+    plots.curve_png(other, q.least_squares(other), (1, 1, 1))
+    assert plots.curve_png(data, best, LESSON_START) == first  # same picture after switching
+    assert plots.curve_png(data, best, (math.nan, 1, 1e300))[:4] == b"\x89PNG"
+    losses = [10.0, 5.0, 2.0, 1e12, math.inf, math.nan]
+    assert plots.loss_png(losses, 1.0, "MSE", [4])[:4] == b"\x89PNG"
+    grown = plots.loss_png([10.0, 5.0, 2.0], 1.0, "MSE", x_max=10)
+    assert plots.loss_png([10.0, 5.0, 2.0], 1.0, "MSE", x_max=10) == grown
