@@ -1,0 +1,275 @@
+"""Where labelled images come from, and how they split into training and validation sets.
+
+Three sources, one result (`Data`: classes, a training and a validation `Dataset` of uint8 CHW tensors):
+- a folder in ImageFolder layout: one sub-folder per class, images anywhere below it;
+- a folder of files whose names carry the label, read with a regular expression (first group);
+- MNIST IDX files (`dlcourse.mnist`), the official test set as validation when present.
+
+Validation is the data's own split when it has one (`train/` + `valid/` or `val/` folders; MNIST's test
+files), else a fixed random `valid_pct` share drawn with `seed`, so every run validates on the same images.
+Image files are checked before training: unreadable or corrupt ones are skipped and counted.
+"""
+from __future__ import annotations
+
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from .. import mnist
+from ..errors import BadInput
+from ..images import load_image
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+VALID_FOLDER_NAMES = ("valid", "val")
+
+
+class ImageFiles(torch.utils.data.Dataset):
+    """Image files and their class indices; an item is (transform(uint8 RGB tensor), class index)."""
+
+    def __init__(self, paths: Sequence[Path], targets: Sequence[int], transform: Callable | None = None):
+        self.paths, self.targets, self.transform = list(paths), list(targets), transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = torch.from_numpy(np.array(load_image(self.paths[index]).convert("RGB"))).permute(2, 0, 1)
+        return (self.transform(image) if self.transform else image), self.targets[index]
+
+    def with_transform(self, transform: Callable | None) -> "ImageFiles":
+        return ImageFiles(self.paths, self.targets, transform)
+
+
+class ImageArrays(torch.utils.data.Dataset):
+    """Images held in memory as uint8 (N, H, W) or (N, C, H, W) with their class indices (e.g. MNIST)."""
+
+    def __init__(self, images: np.ndarray | torch.Tensor, targets: Sequence[int], transform: Callable | None = None):
+        images = torch.from_numpy(np.array(images, dtype=np.uint8)) if isinstance(images, np.ndarray) else images
+        self.images = images.unsqueeze(1) if images.ndim == 3 else images
+        self.targets, self.transform = [int(t) for t in targets], transform
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        image = self.images[index]
+        return (self.transform(image) if self.transform else image), self.targets[index]
+
+    def with_transform(self, transform: Callable | None) -> "ImageArrays":
+        return ImageArrays(self.images, self.targets, transform)
+
+
+@dataclass
+class Data:
+    """A labelled data set, split. `preprocessing` is how the app must prepare images for the model."""
+
+    classes: list[str]
+    train: ImageFiles | ImageArrays
+    valid: ImageFiles | ImageArrays
+    preprocessing: str  # "mnist" (MNIST-style digits) or "photo"
+    description: str  # for the model file's `trained_on`
+    split: str  # how validation was chosen, in words
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why) of unreadable images
+    ignored: int = 0  # image files whose names did not match --label-re
+
+    def summary(self) -> str:
+        lines = [
+            f"data: {self.description}",
+            f"  {len(self.classes)} classes, {len(self.train)} training and {len(self.valid)} validation images"
+            f" (validation: {self.split})",
+        ]
+        if self.ignored:
+            lines.append(f"  ignored {self.ignored} image files whose names do not match --label-re")
+        if self.skipped:
+            examples = "; ".join(f"{name}: {why}" for name, why in self.skipped[:3])
+            files = "file" if len(self.skipped) == 1 else "files"
+            lines.append(f"  skipped {len(self.skipped)} unreadable image {files} (e.g. {examples})")
+        return "\n".join(lines)
+
+
+def load_data(
+    source: str,
+    *,
+    label_re: str | None = None,
+    mnist_dir: str | Path = "data/mnist",
+    valid_pct: float = 0.2,
+    seed: int = 42,
+    check_workers: int = 8,
+) -> Data:
+    """The data `train.py --data` names: "mnist", or a folder (ImageFolder layout, or labels from
+    file names through `label_re`). Raises BadInput with the reason when it cannot be used."""
+    if not 0 < valid_pct < 1:
+        raise BadInput(f"--valid-pct must be between 0 and 1, not {valid_pct}.")
+    if source == "mnist":
+        return mnist_data(mnist_dir, valid_pct, seed)
+    root = Path(source)
+    if not root.exists():
+        raise BadInput(f"no folder {root} (give --data a folder of images, or 'mnist').")
+    if not root.is_dir():
+        raise BadInput(f"{root} is not a folder (give --data a folder of images, or 'mnist').")
+    return folder_data(root, label_re, valid_pct, seed, check_workers)
+
+
+def mnist_data(mnist_dir: str | Path, valid_pct: float, seed: int) -> Data:
+    """MNIST digits from IDX files: the 60k training set when present, else the 5k subset;
+    the 10k test set as validation when present, else a `valid_pct` random split."""
+    if not Path(mnist_dir).is_dir():
+        raise BadInput(f"no MNIST folder {mnist_dir} (set --mnist-dir to the folder of the IDX files).")
+    images, labels = mnist.load_training_split(mnist_dir)
+    classes = [str(digit) for digit in range(10)]
+    name = f"MNIST {len(images):,} training digits"
+    if mnist.find_split(mnist_dir, "test"):
+        valid_images, valid_labels = mnist.load_split(mnist_dir, "test")
+        train = ImageArrays(images, labels)
+        valid = ImageArrays(valid_images, valid_labels)
+        split = f"the MNIST test set, {len(valid_images):,} images"
+    else:
+        train_idx, valid_idx = random_split(len(images), valid_pct, seed)
+        train = ImageArrays(images[train_idx], labels[train_idx])
+        valid = ImageArrays(images[valid_idx], labels[valid_idx])
+        split = f"{valid_pct:.0%} of the training digits at random, seed {seed}"
+    _check_classes(classes, train.targets, "the MNIST training files")
+    return Data(classes, train, valid, "mnist", name, split)
+
+
+def folder_data(root: Path, label_re: str | None, valid_pct: float, seed: int, check_workers: int = 8) -> Data:
+    """Images below `root`, labelled by folder (ImageFolder) or by file name (`label_re`)."""
+    own_split = _own_split(root)
+    parts = own_split or {"all": root}
+    labelled = {name: _labelled_files(folder, label_re) for name, folder in parts.items()}
+    ignored = sum(ignored for _, ignored in labelled.values())
+
+    paths = [path for part in labelled.values() for path, _ in part[0]]
+    readable, skipped = check_images(paths, check_workers)
+    kept = {name: [(p, label) for p, label in part[0] if p in readable] for name, part in labelled.items()}
+    if not any(kept.values()):
+        raise BadInput(f"none of the {len(paths)} image files in {root} could be read ({_why(skipped)}).")
+
+    train_labels = {label for _, label in kept.get("train", kept.get("all", []))}
+    classes = sorted(train_labels)
+    _check_classes(classes, classes, f"{root}" + (" (train/)" if own_split else ""))
+    index = {label: i for i, label in enumerate(classes)}
+    how = f"labels from file names matching {label_re!r}" if label_re else "one folder per class"
+    if own_split:
+        unknown = sorted({label for _, label in kept["valid"]} - train_labels)
+        if unknown:
+            raise BadInput(f"the validation folder has classes the training folder lacks: {', '.join(unknown[:5])}.")
+        train_items, valid_items = kept["train"], kept["valid"]
+        if not valid_items:
+            raise BadInput(f"the validation folder of {root} has no readable images.")
+        split = f"the data's own {parts['valid'].name}/ folder"
+    else:
+        items = kept["all"]
+        train_idx, valid_idx = random_split(len(items), valid_pct, seed)
+        train_items, valid_items = [items[i] for i in train_idx], [items[i] for i in valid_idx]
+        split = f"{valid_pct:.0%} of the images at random, seed {seed}"
+
+    def dataset(items: list[tuple[Path, str]]) -> ImageFiles:
+        return ImageFiles([p for p, _ in items], [index[label] for _, label in items])
+
+    description = f"{len(train_items) + len(valid_items):,} images in {root.name or root} ({how})"
+    return Data(classes, dataset(train_items), dataset(valid_items), "photo", description, split,
+                skipped=[(_relative(p, root), why) for p, why in skipped], ignored=ignored)
+
+
+def find_images(folder: Path) -> list[Path]:
+    """Image files anywhere below `folder` (by extension, any case), hidden files and folders left out."""
+    found = []
+    for directory, subdirs, files in os.walk(folder):
+        subdirs[:] = sorted(d for d in subdirs if not d.startswith("."))
+        found += [Path(directory) / f for f in sorted(files)
+                  if not f.startswith(".") and f.lower().endswith(IMAGE_EXTENSIONS)]
+    return found
+
+
+def check_images(paths: list[Path], workers: int = 8) -> tuple[set[Path], list[tuple[Path, str]]]:
+    """Decode every image once (in threads): (the readable ones, [(unreadable, why)])."""
+
+    def why_unreadable(path: Path) -> str | None:
+        try:
+            load_image(path)
+        except BadInput as error:
+            return str(error)
+        except Exception as error:  # a decoder bug on a hostile file is still just an unreadable file
+            return f"{type(error).__name__}: {error}"
+        return None
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        reasons = list(pool.map(why_unreadable, paths))
+    skipped = [(path, why) for path, why in zip(paths, reasons) if why is not None]
+    return {path for path, why in zip(paths, reasons) if why is None}, skipped
+
+
+def random_split(n: int, valid_pct: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(train indices, valid indices): a fixed share at random, the same for the same n and seed."""
+    n_valid = max(1, round(n * valid_pct))
+    if n - n_valid < 1:
+        raise BadInput(f"only {n} usable images: too few to hold {valid_pct:.0%} out for validation.")
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed)).numpy()
+    return np.sort(order[n_valid:]), np.sort(order[:n_valid])
+
+
+def _own_split(root: Path) -> dict[str, Path] | None:
+    train = root / "train"
+    valid = next((root / name for name in VALID_FOLDER_NAMES if (root / name).is_dir()), None)
+    return {"train": train, "valid": valid} if train.is_dir() and valid is not None else None
+
+
+def _labelled_files(folder: Path, label_re: str | None) -> tuple[list[tuple[Path, str]], int]:
+    """([(image, label)], how many image files the regex ignored)."""
+    if label_re:
+        return _labels_from_names(folder, label_re)
+    classes = sorted(d for d in folder.iterdir() if d.is_dir() and not d.name.startswith("."))
+    items = [(path, d.name) for d in classes for path in find_images(d)]
+    if not items:
+        loose = find_images(folder)
+        hint = (
+            f" It holds {len(loose)} images directly: give --label-re to read labels from their names."
+            if loose else ""
+        )
+        raise BadInput(f"no images in class sub-folders of {folder} (one folder per class expected).{hint}")
+    return items, 0
+
+
+def _labels_from_names(folder: Path, label_re: str) -> tuple[list[tuple[Path, str]], int]:
+    try:
+        pattern = re.compile(label_re)
+    except re.error as error:
+        raise BadInput(f"--label-re {label_re!r} is not a valid regular expression: {error}.") from None
+    if pattern.groups < 1:
+        raise BadInput(f"--label-re {label_re!r} needs a group in parentheses: the first group is the label.")
+    images = find_images(folder)
+    if not images:
+        raise BadInput(f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {folder}.")
+    items = []
+    for path in images:
+        match = pattern.search(path.name)
+        if match and match.group(1):
+            items.append((path, match.group(1)))
+    if not items:
+        examples = ", ".join(p.name for p in images[:3])
+        raise BadInput(f"--label-re {label_re!r} matches none of the {len(images)} file names in {folder} (e.g. {examples}).")
+    return items, len(images) - len(items)
+
+
+def _check_classes(classes: Sequence[str], present: Sequence, where: str) -> None:
+    if len(set(present)) < 2:
+        found = f"only the class {list(classes)[0]!r}" if classes else "no class"
+        raise BadInput(f"{where}: found {found}; a classifier needs at least two classes.")
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root))
+    except ValueError:
+        return str(path)
+
+
+def _why(skipped: list[tuple[Path, str]]) -> str:
+    return "; ".join(f"{p.name}: {why}" for p, why in skipped[:3]) or "no files"

@@ -1,0 +1,243 @@
+"""Train an image classifier with timm and write the model file the Space serves.
+
+    python train.py --data path/to/images                       # one sub-folder per class, pretrained resnet18
+    python train.py --data path/to/images --label-re '^(.+)_\\d+\\.jpg$' --arch convnext_tiny
+    python train.py --data mnist --arch resnet10t --no-pretrained --img-size 48 --epochs 20   # see README
+    torchrun --nproc_per_node 2 train.py --data ...              # DDP: several GPUs (NCCL) or CPU processes (gloo)
+
+The flow, top to bottom: data -> model and its input config -> fastai-style fine-tune (freeze, unfreeze,
+one-cycle) -> model file (model/model.pkl, loads with torch.load(weights_only=True)) -> Hub.
+The pieces live in dlcourse/training/. Under torchrun only rank 0 prints, writes and pushes;
+--batch-size is per process (the global batch is batch size x processes) and --lr is used as given.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+from dlcourse.errors import BadInput
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="train.py",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    d = p.add_argument_group("data")
+    d.add_argument("--data", required=True,
+                   help="'mnist' (IDX files in --mnist-dir), or a folder of images in ImageFolder layout (one "
+                        "sub-folder per class, nested folders allowed), or flat with --label-re. A folder holding train/ and valid/ "
+                        "(or val/) is validated on its own split.")
+    d.add_argument("--label-re", metavar="REGEX",
+                   help="read labels from file names: the first group of this regular expression, searched in each "
+                        r"file name, is the label (e.g. Oxford-IIIT Pets: '^(.+)_\d+\.(jpg|jpeg|png)$'); "
+                        "files that do not match are ignored and counted")
+    d.add_argument("--mnist-dir", default="data/mnist",
+                   help="folder of the MNIST IDX files for --data mnist: train-* (60k) or train-5k-*, and t10k-* "
+                        "as the validation set when present (default %(default)s)")
+    d.add_argument("--valid-pct", type=float, default=0.2,
+                   help="share held out for validation when the data has no split of its own (default %(default)s)")
+    d.add_argument("--seed", type=int, default=42,
+                   help="seed of the validation split, the initial weights and the augmentations; runs on CPU "
+                        "with the same seed give the same model (default %(default)s)")
+
+    m = p.add_argument_group("model")
+    m.add_argument("--arch", default="resnet18",
+                   help="any timm model name, e.g. resnet18, resnet10t, convnext_tiny, efficientnet_b0 (default %(default)s)")
+    m.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=True,
+                   help="start from the weights timm downloads from the Hugging Face Hub, or from random weights "
+                        "(default: pretrained)")
+    m.add_argument("--weights", metavar="FILE",
+                   help="start from this local timm/PyTorch checkpoint (.safetensors, .pth, .bin) instead of the "
+                        "Hub's; its head is replaced to fit the classes")
+    m.add_argument("--img-size", type=int,
+                   help="input size in pixels (default: the model's pretrained config, e.g. 224)")
+    m.add_argument("--in-chans", type=int, choices=(1, 3),
+                   help="input channels: 1 trains grayscale as it is, 3 repeats it into RGB "
+                        "(default: 1 for --data mnist, 3 otherwise); the model file records it")
+
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", type=int, default=5, help="epochs training the whole network (default %(default)s)")
+    t.add_argument("--freeze-epochs", type=int,
+                   help="epochs training only the new head first (default: 1 when pretrained, 0 from scratch)")
+    t.add_argument("--lr", type=float, default=2e-3,
+                   help="peak learning rate of the one-cycle schedule, AdamW (default %(default)s); "
+                        "halved for the unfrozen phase after a frozen one, as in fastai")
+    t.add_argument("--batch-size", type=int, default=64,
+                   help="images per step per process; under torchrun the global batch is this times the number "
+                        "of processes (default %(default)s)")
+    t.add_argument("--wd", type=float, default=0.01, help="AdamW weight decay (default %(default)s)")
+    t.add_argument("--label-smoothing", type=float, default=0.1,
+                   help="label smoothing of the cross-entropy loss, for training and validation (default %(default)s)")
+    t.add_argument("--workers", type=int,
+                   help="data loading processes per training process (default: the CPU cores per process, less "
+                        "one, at most 8)")
+    t.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto",
+                   help="auto: CUDA when available (default %(default)s)")
+    t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
+                   help="mixed precision on CUDA: bf16 where the GPU supports it, else fp16 (default: on); "
+                        "CPU trains in float32")
+
+    a = p.add_argument_group("augmentation (defaults differ for photos and for --data mnist digits)")
+    a.add_argument("--crop-scale", type=float, nargs="+", metavar="S",
+                   help="RandomResizedCrop area range MIN [MAX] (default: 0.35 1 for photos; digits are not "
+                        "cropped); 0 turns cropping off")
+    a.add_argument("--flip", action=argparse.BooleanOptionalAction,
+                   help="random horizontal flips (default: on for photos, off for digits)")
+    a.add_argument("--rotate", type=float, help="random rotation up to this many degrees (default 10)")
+    a.add_argument("--translate", type=float, help="random shift up to this share of the size (default: 0 photos, 0.1 digits)")
+    a.add_argument("--zoom", type=float, help="random scaling by 1 +- this (default: 0 photos, 0.1 digits)")
+    a.add_argument("--shear", type=float, help="random shear up to this many degrees (default: 0 photos, 10 digits)")
+    a.add_argument("--elastic", type=float,
+                   help="elastic distortion strength, alpha at 28 px, scaled with the size (default: 0 photos, "
+                        "34 digits, as Simard et al. for MNIST); applied to half the images")
+
+    o = p.add_argument_group("output")
+    o.add_argument("--out", default="model/model.pkl", help="the model file to write (default %(default)s)")
+    o.add_argument("--push-to-hub", metavar="USER/NAME",
+                   help="also upload the model file and a model card to this Hub model repo (created if needed); "
+                        "token from HF_TOKEN or `hf auth login`")
+    args = p.parse_args(argv)
+    for name in ("epochs", "batch_size"):
+        if getattr(args, name) < (0 if name == "epochs" else 1):
+            p.error(f"--{name.replace('_', '-')} must be positive")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from dlcourse.training import distributed
+
+    procs = None
+    try:
+        procs = distributed.start(args.device)
+        train(args, procs)
+        return 0
+    except BadInput as error:
+        if procs is None or procs.is_main:
+            print(f"error: {error}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    finally:
+        if procs is not None:
+            distributed.stop(procs)
+
+
+def train(args: argparse.Namespace, procs) -> None:
+    # Imported here so that `train.py --help` answers at once.
+    from dlcourse.hub import hub_token, push_to_hub
+    from dlcourse.modelfile import save_model_file
+    from dlcourse.preprocess import eval_transform
+    from dlcourse.training import distributed
+    from dlcourse.training.data import load_data
+    from dlcourse.training.export import command_line, describe, versions
+    from dlcourse.training.learner import Learner, Recipe, check_arch, create_model, input_config, seed_everything
+    from dlcourse.training.transforms import default_augment, train_transform
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    check_arch(args.arch)  # fail in a second, not after reading the data
+    crop_scale = _crop_scale(args.crop_scale)
+    if args.push_to_hub and procs.is_main and not hub_token():
+        print(f"warning: --push-to-hub {args.push_to_hub} but no Hugging Face token (HF_TOKEN or `hf auth login`): "
+              "the model file will be written, the upload will fail.", file=sys.stderr, flush=True)
+    seed_everything(args.seed)
+
+    # 1. The data: classes, a training and a validation set of uint8 images.
+    data = load_data(args.data, label_re=args.label_re, mnist_dir=args.mnist_dir,
+                     valid_pct=args.valid_pct, seed=args.seed)
+    procs.print(data.summary())
+
+    # 2. The model, and the input it expects: size, channels, normalisation.
+    pretrained = bool(args.pretrained or args.weights)
+    in_chans = args.in_chans or (1 if data.preprocessing == "mnist" else 3)
+    model = create_model(args.arch, len(data.classes), in_chans, pretrained, args.weights)
+    meta = {
+        "arch": args.arch,
+        "classes": data.classes,
+        "in_chans": in_chans,
+        **input_config(model, in_chans, args.img_size),
+        "preprocessing": data.preprocessing,
+    }
+
+    # 3. The recipe: augmentations for training; validation sees images as the app will (eval_transform).
+    augment = default_augment(
+        data.preprocessing, crop_scale=crop_scale, flip=args.flip, rotate=args.rotate,
+        translate=args.translate, zoom=args.zoom, shear=args.shear, elastic=args.elastic,
+    )
+    recipe = Recipe(
+        epochs=args.epochs,
+        freeze_epochs=args.freeze_epochs if args.freeze_epochs is not None else (1 if pretrained else 0),
+        lr=args.lr, batch_size=args.batch_size, weight_decay=args.wd, label_smoothing=args.label_smoothing,
+        workers=args.workers if args.workers is not None else _default_workers(procs.local_world_size),
+        amp=args.amp, seed=args.seed,
+    )
+    learner = Learner(model, data.train.with_transform(train_transform(meta, augment)),
+                      data.valid.with_transform(eval_transform(meta)), recipe, procs)
+    procs.print(describe(meta, recipe, augment, pretrained, procs, learner.dtype))
+
+    # 4. Train: the head alone, then everything; a table line per epoch.
+    history = learner.fit()
+    final = history[-1]
+
+    # 5. Report: per-image validation outputs come from learner.predict(learner.valid_ds) (rank 0).
+
+    # 6. Export: one self-describing file, written by rank 0 only.
+    if procs.is_main:
+        meta.update(
+            metrics={k: final[k] for k in ("valid_loss", "error_rate", "accuracy")} | {"valid_size": len(data.valid)},
+            trained_on=data.description,
+            valid_split=data.split,
+            train_size=len(data.train),
+            valid_size=len(data.valid),
+            skipped_files=len(data.skipped),
+            pretrained=pretrained,
+            weights=os.path.basename(args.weights) if args.weights else None,
+            recipe=recipe.as_dict() | {"world_size": procs.world_size, "global_batch_size": recipe.batch_size * procs.world_size,
+                                       "device": procs.device.type, "amp_dtype": str(learner.dtype).replace("torch.", "") if learner.dtype else "float32"},
+            augment=augment.as_dict(),
+            history=history,
+            train_seconds=round(time.perf_counter() - started, 1),
+            cpu_seconds=round(time.process_time() - cpu_started, 1),  # this process's CPU time, all its threads
+            created=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            command=command_line(procs),
+            versions=versions(),
+        )
+        path = save_model_file(args.out, learner.state_dict(), meta)
+        size_mb = path.stat().st_size / 2**20
+        procs.print(f"accuracy {final['accuracy']:.4f} (error_rate {final['error_rate']:.4f}) on {data.split}; "
+                    f"{meta['train_seconds'] / 60:.1f} min in all ({meta['cpu_seconds'] / 60:.1f} CPU-min); "
+                    f"wrote {path} ({size_mb:.1f} MB)")
+
+        # 7. Publish.
+        if args.push_to_hub:
+            url = push_to_hub(args.push_to_hub, path, meta)
+            procs.print(f"pushed to {url}; serve it in the Space with MODEL_REPO={args.push_to_hub}")
+    distributed.barrier(procs)
+
+
+def _crop_scale(values: list[float] | None) -> tuple[float, float] | None | bool:
+    if values is None:
+        return None  # the data kind's default
+    if len(values) > 2 or not all(0 <= v <= 1 for v in values):
+        raise BadInput("--crop-scale takes MIN [MAX] between 0 and 1 (0 alone: no cropping).")
+    if values == [0] or values == [0.0]:
+        return False
+    low, high = (values[0], 1.0) if len(values) == 1 else values
+    if not 0 < low <= high:
+        raise BadInput(f"--crop-scale {low} {high}: MIN must be above 0 and at most MAX.")
+    return (low, high)
+
+
+def _default_workers(processes_here: int) -> int:
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(8, cores // max(processes_here, 1) - 1))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
