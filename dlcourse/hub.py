@@ -28,3 +28,109 @@ def model_file_path(environ: dict[str, str] = os.environ) -> Path:
     except Exception as error:  # offline, unknown repo, no file: every Hub failure falls back the same way
         log.warning("MODEL_REPO=%s could not be fetched (%s); serving the local %s", repo, type(error).__name__, local)
         return local
+
+
+def hub_token(environ: dict[str, str] = os.environ) -> str | None:
+    """The Hugging Face token: HF_TOKEN, else the one `hf auth login` cached; None when there is none."""
+    if environ.get("HF_TOKEN"):
+        return environ["HF_TOKEN"]
+    from huggingface_hub import get_token
+
+    return get_token()
+
+
+def push_to_hub(repo_id: str, model_path: str | Path, meta: dict, token: str | None = None) -> str:
+    """Create the model repo `repo_id` if needed and upload the model file and a model card in one
+    commit; the repo's URL. BadInput, in one line, for a missing token or any Hub failure."""
+    from .errors import BadInput
+
+    token = token or hub_token()
+    if not token:
+        raise BadInput(
+            f"--push-to-hub {repo_id}: no Hugging Face token (set HF_TOKEN or run `hf auth login`). "
+            f"The model file is kept at {model_path}."
+        )
+    from huggingface_hub import CommitOperationAdd, HfApi
+
+    api = HfApi(token=token)
+    try:
+        url = api.create_repo(repo_id, repo_type="model", exist_ok=True)
+        api.create_commit(
+            repo_id,
+            [
+                CommitOperationAdd(path_in_repo=MODEL_FILENAME, path_or_fileobj=str(model_path)),
+                CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=model_card(meta, repo_id).encode()),
+            ],
+            commit_message=f"Upload {MODEL_FILENAME} ({meta['arch']}, accuracy {meta['metrics'].get('accuracy', 0):.4f})",
+        )
+    except Exception as error:  # unreachable Hub, bad token, no rights, bad repo name: all said in one line
+        detail = " ".join(str(error).split())[:300]
+        raise BadInput(
+            f"--push-to-hub {repo_id} failed ({type(error).__name__}: {detail}). The model file is kept at {model_path}."
+        ) from None
+    return str(url)
+
+
+def model_card(meta: dict, repo_id: str = "") -> str:
+    """The README.md of a pushed model repo: what it is, how it was trained, how well it does."""
+    metrics = meta.get("metrics", {})
+    classes = meta["classes"]
+    shown = ", ".join(f"`{c}`" for c in classes[:40]) + (f" and {len(classes) - 40} more" if len(classes) > 40 else "")
+    lines = [
+        "---",
+        "library_name: timm",
+        "pipeline_tag: image-classification",
+        "tags:",
+        "- image-classification",
+        "- timm",
+        "- fastai-course",
+        "---",
+        "",
+        f"# {repo_id.split('/')[-1] or meta['arch']}",
+        "",
+        f"A `{meta['arch']}` image classifier ({len(classes)} classes) trained with `train.py` of the "
+        "*Practical Deep Learning, hands on* Space, on " + str(meta.get("trained_on", "its own data")) + ".",
+        "",
+        "| | |",
+        "| --- | --- |",
+        f"| validation accuracy | {metrics.get('accuracy', float('nan')):.4f} |",
+        f"| validation error rate | {metrics.get('error_rate', float('nan')):.4f} |",
+        f"| validation loss | {metrics.get('valid_loss', float('nan')):.4f} |",
+        f"| validation set | {meta.get('valid_split', '')} ({meta.get('valid_size', '?')} images) |",
+        f"| training images | {meta.get('train_size', '?')} |",
+        f"| architecture | `{meta['arch']}` ({'pretrained' if meta.get('pretrained') else 'from scratch'}) |",
+        f"| input | {meta['in_chans']} channel(s), {meta['img_size']} px, preprocessing `{meta['preprocessing']}` |",
+        f"| created | {meta.get('created', '')} |",
+        "",
+        f"Classes: {shown}.",
+        "",
+    ]
+    history = meta.get("history") or []
+    if history:
+        lines += ["## Training", "", "| epoch | phase | train_loss | valid_loss | error_rate | seconds |",
+                  "| --- | --- | --- | --- | --- | --- |"]
+        lines += [
+            f"| {h['epoch']} | {h.get('phase', '')} | {h['train_loss']:.4f} | {h['valid_loss']:.4f} | "
+            f"{h['error_rate']:.4f} | {h['seconds']:.0f} |"
+            for h in history
+        ]
+        lines.append("")
+    if meta.get("command"):
+        lines += ["Trained with:", "", "```", meta["command"], "```", ""]
+    lines += [
+        "## Use",
+        "",
+        f"Serve it in the Space by setting the variable `MODEL_REPO={repo_id or '<this repo>'}`. In Python:",
+        "",
+        "```python",
+        "from huggingface_hub import hf_hub_download",
+        "from dlcourse.classifier import Classifier",
+        "",
+        f"classifier = Classifier.from_file(hf_hub_download({repo_id!r}, {MODEL_FILENAME!r}))",
+        "print(classifier.predict(image))  # a PIL image",
+        "```",
+        "",
+        f"`{MODEL_FILENAME}` holds only tensors and plain values: it loads with `torch.load(weights_only=True)`.",
+        "",
+    ]
+    return "\n".join(lines)

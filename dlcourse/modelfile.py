@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import re
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -42,8 +43,9 @@ def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
 
 
 def save_model_file(path: str | Path, state_dict: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
-    """Write weights and metadata (plain values: str, int, float, bool, lists, dicts, tensors)."""
+    """Write weights and metadata (plain values: str, int, float, bool, None, lists, dicts, tensors)."""
     _check_meta(meta, source=str(path))
+    _check_plain(meta, "meta")
     weights = {name: tensor.detach().cpu().clone() for name, tensor in state_dict.items()}
     record = {
         "format": FORMAT,
@@ -71,10 +73,11 @@ def load_model_file(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.T
         raise BadInput(
             f"{path} was refused: it holds Python objects, not just weights, and loading it could run code "
             "(a fastai Learner from learn.export() is such a file). Nothing in it was executed. "
-            f"Export the model with this project's train.py instead. ({str(error).splitlines()[0]})"
+            f"Export the model with this project's train.py instead. ({_unpickling_reason(error)})"
         ) from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as error:
-        raise BadInput(f"{path} is not a model file that can be read ({error}).") from None
+    except Exception as error:  # torch.load on arbitrary bytes raises many kinds (RuntimeError, KeyError, EOFError...)
+        reason = " ".join(str(error).split()[:30]) or type(error).__name__
+        raise BadInput(f"{path} is not a model file that can be read ({reason}).") from None
     if not isinstance(record, dict) or record.get("format") != FORMAT:
         raise BadInput(f"{path} is not a model file of this project (no '{FORMAT}' marker).")
     if record.get("format_version") != FORMAT_VERSION:
@@ -103,6 +106,30 @@ def build_model(meta: dict[str, Any], state_dict: dict[str, torch.Tensor]) -> to
     except RuntimeError as error:
         raise BadInput(f"The weights do not fit the architecture {meta['arch']!r}: {error}") from None
     return model.eval()
+
+
+PLAIN_TYPES = (str, int, float, bool, type(None))
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Refuse to write what `torch.load(weights_only=True)` would refuse to read (e.g. a str subclass)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if type(key) not in PLAIN_TYPES:
+                raise BadInput(f"{where}: the key {key!r} is a {type(key).__name__}, not a plain value.")
+            _check_plain(item, f"{where}[{key!r}]")
+    elif isinstance(value, (list, tuple)) and type(value) in (list, tuple):
+        for i, item in enumerate(value):
+            _check_plain(item, f"{where}[{i}]")
+    elif type(value) is not torch.Tensor and type(value) not in PLAIN_TYPES:
+        raise BadInput(f"{where} is a {type(value).__name__}; a model file holds plain values and tensors only.")
+
+
+def _unpickling_reason(error: Exception) -> str:
+    """What torch's long weights_only message says was refused (e.g. "Unsupported global: GLOBAL os.system")."""
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\.\s|\n|$)", text, re.S)
+    return (found.group(1) if found else text.strip().splitlines()[0] if text.strip() else type(error).__name__)[:200]
 
 
 def _check_meta(meta: dict[str, Any], source: str) -> None:
