@@ -7,6 +7,7 @@ from pathlib import Path
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "model" / "model.pkl"
 MODEL_FILENAME = "model.pkl"
+REPORT_FOLDER = "report"  # train.py's report figures, in a pushed model repo
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,13 @@ def hub_token(environ: dict[str, str] = os.environ) -> str | None:
     return get_token()
 
 
-def push_to_hub(repo_id: str, model_path: str | Path, meta: dict, token: str | None = None) -> str:
+def push_to_hub(repo_id: str, model_path: str | Path, meta: dict, token: str | None = None,
+                report_files: dict[str, Path] | None = None) -> str:
     """Create the model repo `repo_id` if needed and upload the model file and a model card in one
-    commit; the repo's URL. BadInput, in one line, for a missing token or any Hub failure."""
+    commit; the repo's URL. BadInput, in one line, for a missing token or any Hub failure.
+
+    `report_files` ({name: local path}, from train.py's report) go to the repo's report/ folder and
+    their figures into the model card."""
     from .errors import BadInput
 
     token = token or hub_token()
@@ -52,6 +57,7 @@ def push_to_hub(repo_id: str, model_path: str | Path, meta: dict, token: str | N
         )
     from huggingface_hub import CommitOperationAdd, HfApi
 
+    in_repo = {name: f"{REPORT_FOLDER}/{Path(path).name}" for name, path in (report_files or {}).items()}
     api = HfApi(token=token)
     try:
         url = api.create_repo(repo_id, repo_type="model", exist_ok=True)
@@ -59,7 +65,10 @@ def push_to_hub(repo_id: str, model_path: str | Path, meta: dict, token: str | N
             repo_id,
             [
                 CommitOperationAdd(path_in_repo=MODEL_FILENAME, path_or_fileobj=str(model_path)),
-                CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=model_card(meta, repo_id).encode()),
+                CommitOperationAdd(path_in_repo="README.md",
+                                   path_or_fileobj=model_card(meta, repo_id, in_repo).encode()),
+                *(CommitOperationAdd(path_in_repo=in_repo[name], path_or_fileobj=str(path))
+                  for name, path in (report_files or {}).items()),
             ],
             commit_message=f"Upload {MODEL_FILENAME} ({meta['arch']}, accuracy {meta['metrics'].get('accuracy', 0):.4f})",
         )
@@ -71,8 +80,11 @@ def push_to_hub(repo_id: str, model_path: str | Path, meta: dict, token: str | N
     return str(url)
 
 
-def model_card(meta: dict, repo_id: str = "") -> str:
-    """The README.md of a pushed model repo: what it is, how it was trained, how well it does."""
+def model_card(meta: dict, repo_id: str = "", report_files: dict[str, str] | None = None) -> str:
+    """The README.md of a pushed model repo: what it is, how it was trained, how well it does.
+
+    With meta["report"], the validation report too (most confused, per class, top losses), and the
+    figures `report_files` names ({"confusion_matrix": "report/confusion_matrix.png", ...})."""
     metrics = meta.get("metrics", {})
     classes = meta["classes"]
     shown = ", ".join(f"`{c}`" for c in classes[:40]) + (f" and {len(classes) - 40} more" if len(classes) > 40 else "")
@@ -117,6 +129,10 @@ def model_card(meta: dict, repo_id: str = "") -> str:
         lines.append("")
     if meta.get("command"):
         lines += ["Trained with:", "", "```", meta["command"], "```", ""]
+    if meta.get("report"):
+        from .report import model_card_section
+
+        lines.append(model_card_section(meta["report"], classes, report_files))
     lines += [
         "## Use",
         "",

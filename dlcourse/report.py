@@ -165,6 +165,8 @@ def model_card_section(summary: dict[str, Any], classes: Sequence[str], images: 
                      ("top_losses", "Top losses"), ("lr_find", "Learning-rate finder")):
         if key in images:
             lines += [f"![{alt}]({images[key]})", ""]
+    if "json" in images:
+        lines += [f"Every figure of this report, as JSON: [{Path(images['json']).name}]({images['json']}).", ""]
     pairs = summary.get("most_confused") or []
     lines += ["### Most confused", ""]
     if pairs:
