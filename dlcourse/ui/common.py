@@ -6,6 +6,7 @@ import inspect
 from typing import Any, Callable
 
 import gradio as gr
+from gradio.utils import get_upload_folder, is_in_or_equal
 from PIL import Image
 
 from ..errors import BadInput, EmptyDrawing
@@ -15,6 +16,10 @@ from ..images import load_image
 # about 2 px wide, like MNIST ink.
 SKETCH_CANVAS = (280, 280)
 SKETCH_BRUSH_RADIUS = 12
+NOT_UPLOADED = (
+    "Only files uploaded to this app can be used: upload the image first (POST /gradio_api/upload, or "
+    "gradio_client's handle_file), then pass the path it returns."
+)
 
 
 class ImageFile(gr.Image):
@@ -28,12 +33,18 @@ class ImageFile(gr.Image):
         return "image"
 
     def preprocess(self, payload: Any) -> str | None:
-        if payload is None or not (payload.url or "").startswith("data:"):
-            return None if payload is None else payload.path
-        try:
-            return super().preprocess(payload)  # an inline base64 image: Gradio writes it to a file
-        except Exception:
-            raise gr.Error("The image data could not be decoded: send a PNG, JPEG, GIF, WebP, BMP or TIFF file.", print_exception=False) from None
+        if payload is None:
+            return None
+        if (payload.url or "").startswith("data:"):
+            try:
+                return super().preprocess(payload)  # an inline base64 image: Gradio writes it to a file
+            except Exception:
+                raise gr.Error("The image data could not be decoded: send a PNG, JPEG, GIF, WebP, BMP or TIFF file.", print_exception=False) from None
+        # Gradio checks that a file came from its upload folder only when the request marks it as a file
+        # ({"path": ..., "meta": {"_type": "gradio.FileData"}}); without "meta" any server path would reach us.
+        if not payload.path or not is_in_or_equal(payload.path, get_upload_folder()):
+            raise gr.Error(NOT_UPLOADED, print_exception=False)
+        return payload.path
 
 
 def digit_sketchpad(label: str = "Draw a digit", **kwargs: Any) -> gr.Sketchpad:
