@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import BadInput
+from .errors import BadInput, shown
 from .images import MNIST_SIZE, to_mnist_digit
 from .mnist import SPLITS, find_split, load_split
 
@@ -62,7 +62,7 @@ def check_mode(mode: str) -> str:
     """The canonical name of a mode ("3 or 7", "all ten digits"); BadInput for anything else."""
     canonical = MODE_ALIASES.get(str(mode).strip().lower())
     if canonical is None:
-        raise BadInput(f"Unknown mode {mode!r}: choose one of {', '.join(map(repr, MODES))}.")
+        raise BadInput(f"Unknown mode {shown(mode)}: choose one of {', '.join(map(repr, MODES))}.")
     return canonical
 
 
@@ -70,7 +70,7 @@ def check_distance(distance: str) -> str:
     """The canonical name of a distance ("L1", "L2"); BadInput for anything else."""
     canonical = str(distance).strip().upper()
     if canonical not in DISTANCES:
-        raise BadInput(f"Unknown distance {distance!r}: choose 'L1' ({DISTANCE_NAMES['L1']}) or 'L2' ({DISTANCE_NAMES['L2']}).")
+        raise BadInput(f"Unknown distance {shown(distance)}: choose 'L1' ({DISTANCE_NAMES['L1']}) or 'L2' ({DISTANCE_NAMES['L2']}).")
     return canonical
 
 

@@ -17,7 +17,7 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 import torch
 
-from .errors import BadInput
+from .errors import BadInput, shown
 
 # ---- limits: values outside are clamped (with a note) so nothing can hang or blow up the server ----
 POINTS_RANGE = (3, 1000)  # a quadratic has 3 parameters: fewer points do not pin it down
@@ -139,7 +139,7 @@ def _number(name: str, value: Any, lo: float, hi: float, notes: list[str], *, in
             raise TypeError
         number = float(value)
     except (TypeError, ValueError):
-        raise BadInput(f"{name} must be a number, not {value!r}.") from None
+        raise BadInput(f"{name} must be a number, not {shown(value)}.") from None
     if not math.isfinite(number):
         raise BadInput(f"{name} must be a finite number, not {number}.")
     if integer:
@@ -151,6 +151,15 @@ def _number(name: str, value: Any, lo: float, hi: float, notes: list[str], *, in
     return int(clamped) if integer else clamped
 
 
+def _flag(name: str, value: Any) -> bool:
+    """A yes/no setting: a bool, 0 or 1, or "true"/"false" as a non-Python client may send it."""
+    if isinstance(value, bool) or value in (0, 1):
+        return bool(value)
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise BadInput(f"{name} must be true or false, not {shown(value)}.")
+
+
 def _fmt(value: float) -> str:
     return f"{value:.6g}" if isinstance(value, float) else str(value)
 
@@ -160,14 +169,14 @@ def dataset_name(name: Any) -> str:
     for key, spec in DATASETS.items():
         if name == key or name == spec.label:
             return key
-    raise BadInput(f"Unknown data set {name!r}: choose one of {', '.join(map(repr, DATASETS))}.")
+    raise BadInput(f"Unknown data set {shown(name)}: choose one of {', '.join(map(repr, DATASETS))}.")
 
 
 def loss_name(name: Any) -> str:
     """'mae' or 'mse', from any capitalisation."""
     key = str(name).strip().lower() if name is not None else ""
     if key not in LOSSES:
-        raise BadInput(f"Unknown loss {name!r}: choose 'mae' (mean absolute error) or 'mse' (mean squared error).")
+        raise BadInput(f"Unknown loss {shown(name)}: choose 'mae' (mean absolute error) or 'mse' (mean squared error).")
     return key
 
 
@@ -199,7 +208,7 @@ def sgd_settings(loss: Any = "mse", lr: Any = 0.01, momentum: Any = 0.0, steps: 
     lr_value = _number("learning rate", lr_value, *LR_RANGE, notes)
     momentum = _number("momentum", momentum, *MOMENTUM_RANGE, notes)
     steps = _number("steps", steps, *STEPS_RANGE, notes, integer=True)
-    return SGDSettings(loss, lr_value, momentum, int(steps), bool(standardise), tuple(notes))
+    return SGDSettings(loss, lr_value, momentum, int(steps), _flag("standardise", standardise), tuple(notes))
 
 
 # ---------------------------------------------------------------- data
