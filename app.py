@@ -5,11 +5,11 @@ import logging
 from dlcourse.classifier import Classifier
 from dlcourse.hub import model_file_path
 from dlcourse.pixel_similarity import PixelBaseline
-from dlcourse.ui.space import build_demo
+from dlcourse.ui.space import LAUNCH_OPTIONS, build_demo
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
 demo = build_demo(Classifier.from_file(model_file_path()), PixelBaseline.load())
 
 if __name__ == "__main__":
-    demo.launch()
+    demo.launch(**LAUNCH_OPTIONS)

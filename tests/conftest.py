@@ -24,9 +24,11 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serving(demo: gr.Blocks) -> Iterator[str]:
-    """Launch a Blocks on a free localhost port; yield its URL; close it afterwards."""
+    """Launch a Blocks on a free localhost port, as app.py launches the Space; yield its URL; close it afterwards."""
+    from dlcourse.ui.space import LAUNCH_OPTIONS
+
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **LAUNCH_OPTIONS)
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..classifier import Classifier
+from ..images import MAX_FILE_BYTES
 from ..pixel_similarity import PixelBaseline
 from . import classify, pixel_similarity, quadratic
 
@@ -16,6 +17,11 @@ INTRO = (
 # The Gradio queue: how many requests of one event run at once, and how many may wait.
 DEFAULT_CONCURRENCY = 4
 MAX_QUEUE_SIZE = 64
+# How app.py (and the tests' server) launch the Space. show_error: when Gradio itself refuses a request
+# before a handler runs (a path that was not uploaded, a value of the wrong type, a missing input), the
+# client is told Gradio's reason instead of an error with no message. max_file_size: an upload larger than
+# any image the app accepts is refused while it arrives, not stored and then refused.
+LAUNCH_OPTIONS = {"show_error": True, "max_file_size": MAX_FILE_BYTES}
 
 
 def build_demo(classifier: Classifier, baseline: PixelBaseline) -> gr.Blocks:
