@@ -249,8 +249,7 @@ def for_display(meta: dict[str, Any], max_pairs: int = 20) -> dict[str, Any]:
             scale = math.ceil(DISPLAY_PX / max(picture.size))
             if scale > 1:
                 picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
-            caption = (f"predicted {item['predicted']} / actual {item['actual']} / loss {item['loss']:.2f} / "
-                       f"probability {item['prob_actual']:.2f}")
+            caption = f"{item['predicted']} / {item['actual']} / {item['loss']:.2f} / {item['prob_actual']:.2f}"
             view["top_losses"].append((np.asarray(picture.convert("RGB")), caption))
     return view
 

@@ -69,8 +69,7 @@ def test_report_renders_from_a_model_file(tmp_path):
     items = gallery["props"]["value"]
     assert len(items) == len(summary["top_losses"]) == 12
     for item, top, image in zip(items, summary["top_losses"], gallery["images"]):
-        assert item["caption"] == (f"predicted {top['predicted']} / actual {top['actual']} / "
-                                   f"loss {top['loss']:.2f} / probability {top['prob_actual']:.2f}")
+        assert item["caption"] == f"{top['predicted']} / {top['actual']} / {top['loss']:.2f} / {top['prob_actual']:.2f}"
         assert image.size == (144, 144)  # the 24 px thumbnail, enlarged 6x for the gallery
 
 

@@ -28,21 +28,21 @@ def build(meta: dict[str, Any], *, open: bool = False) -> None:
         gr.Markdown(f"{view['headline']}\n\n{INTRO}", elem_id="report-summary")
         if view["note"]:
             gr.Markdown(view["note"], elem_id="report-note")
-        with gr.Row():
-            if view["confusion_matrix"] is not None:
-                gr.Image(view["confusion_matrix"], label="Confusion matrix", format="png", interactive=False,
-                         buttons=["fullscreen", "download"], elem_id="report-confusion-matrix")
-            if view["curves"] is not None:
-                gr.Image(view["curves"], label="Training curves (per epoch)", format="png", interactive=False,
-                         buttons=["fullscreen", "download"], elem_id="report-curves")
-        if "report" in meta and meta["report"]:
+        if view["curves"] is not None:
+            gr.Image(view["curves"], label="Training curves (per epoch)", show_label=False, format="png", height=320,
+                     interactive=False, buttons=["fullscreen", "download"], elem_id="report-curves")
+        if not meta.get("report"):
+            return
+        with gr.Row(equal_height=False):
+            gr.Image(view["confusion_matrix"], label="Confusion matrix", show_label=False, format="png",
+                     interactive=False, buttons=["fullscreen", "download"], elem_id="report-confusion-matrix")
             if view["most_confused"]:
                 gr.Dataframe(view["most_confused"], headers=["actual", "predicted", "count"],
                              datatype=["str", "str", "number"], label="Most confused (actual → predicted)",
                              interactive=False, elem_id="report-most-confused")
             else:
                 gr.Markdown("No validation image was misclassified.", elem_id="report-most-confused")
-            if view["top_losses"]:
-                gr.Gallery(view["top_losses"], label="Top losses: predicted / actual / loss / probability of actual",
-                           columns=8, height="auto", object_fit="contain", format="png", interactive=False,
-                           allow_preview=True, elem_id="report-top-losses")
+        if view["top_losses"]:
+            gr.Gallery(view["top_losses"], label="Top losses: predicted / actual / loss / probability of actual",
+                       columns=6, object_fit="contain", format="png", interactive=False,
+                       elem_id="report-top-losses")
