@@ -29,8 +29,8 @@ def build(meta: dict[str, Any], *, open: bool = False) -> None:
         if view["note"]:
             gr.Markdown(view["note"], elem_id="report-note")
         if view["curves"] is not None:
-            gr.Image(view["curves"], label="Training curves (per epoch)", show_label=False, format="png", height=320,
-                     interactive=False, buttons=["fullscreen", "download"], elem_id="report-curves")
+            gr.Image(view["curves"], label="Training curves (per epoch)", show_label=False, format="png",
+                     height=320, interactive=False, buttons=["fullscreen", "download"], elem_id="report-curves")
         if not meta.get("report"):
             return
         with gr.Row(equal_height=False):
