@@ -257,3 +257,16 @@ def test_model_card_tells_what_the_model_is(trained):
     assert "`circle`, `square`, `triangle`" in card and "test_resnet" in card
     assert meta["command"] in card and "MODEL_REPO=someone/shapes" in card
     assert card.count("| all |") == 2  # one row per epoch
+
+
+def test_fine_tune_from_a_local_checkpoint_freezes_then_unfreezes(folder, tmp_path, capsys):
+    """The pretrained recipe without the Hub: --weights FILE, one frozen epoch (the default), then the rest."""
+    torch.manual_seed(0)
+    torch.save(create_model("test_resnet", 1000, 3, pretrained=False).state_dict(), tmp_path / "imagenet.pth")
+    args = ["--data", str(folder), *[a for a in FAST if a != "--no-pretrained"], "--weights", str(tmp_path / "imagenet.pth"),
+            "--out", str(tmp_path / "tuned.pkl")]
+    assert train_script.main(args) == 0
+    assert "1 frozen + 1 epochs" in capsys.readouterr().out
+    meta, _ = load_model_file(tmp_path / "tuned.pkl")
+    assert [h["phase"] for h in meta["history"]] == ["head", "all"]
+    assert meta["pretrained"] is True and meta["weights"] == "imagenet.pth" and meta["recipe"]["freeze_epochs"] == 1
