@@ -102,9 +102,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="also upload the model file and a model card to this Hub model repo (created if needed); "
                         "token from HF_TOKEN or `hf auth login`")
     args = p.parse_args(argv)
-    for name in ("epochs", "batch_size"):
-        if getattr(args, name) < (0 if name == "epochs" else 1):
-            p.error(f"--{name.replace('_', '-')} must be positive")
     return args
 
 
@@ -143,6 +140,10 @@ def train(args: argparse.Namespace, procs) -> None:
     started, cpu_started = time.perf_counter(), time.process_time()
     check_arch(args.arch)  # fail in a second, not after reading the data
     crop_scale = _crop_scale(args.crop_scale)
+    if args.epochs < 0 or (args.freeze_epochs or 0) < 0 or args.epochs + (args.freeze_epochs or 0) == 0:
+        raise BadInput("nothing to train: give --epochs (and --freeze-epochs) a positive number.")
+    if args.batch_size < 1 or args.lr <= 0:
+        raise BadInput("--batch-size and --lr must be positive.")
     if args.push_to_hub and procs.is_main and not hub_token():
         print(f"warning: --push-to-hub {args.push_to_hub} but no Hugging Face token (HF_TOKEN or `hf auth login`): "
               "the model file will be written, the upload will fail.", file=sys.stderr, flush=True)
