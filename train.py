@@ -2,8 +2,8 @@
 
     python train.py --data path/to/images                       # one sub-folder per class, pretrained resnet18
     python train.py --data path/to/images --label-re '^(.+)_\\d+\\.jpg$' --arch convnext_tiny
-    python train.py --data mnist --arch resnet10t --no-pretrained --img-size 48 --epochs 20   # see README
-    torchrun --nproc_per_node 2 train.py --data ...              # DDP: several GPUs (NCCL) or CPU processes (gloo)
+    python train.py --data mnist --arch resnet10t --no-pretrained --img-size 48 --epochs 20 --batch-size 128 --lr 3e-3 --wd 0.05
+    torchrun --standalone --nproc_per_node 2 train.py --data ...   # DDP: several GPUs (NCCL) or CPU processes (gloo)
 
 The flow, top to bottom: data -> model and its input config -> fastai-style fine-tune (freeze, unfreeze,
 one-cycle) -> model file (model/model.pkl, loads with torch.load(weights_only=True)) -> Hub.
