@@ -186,7 +186,8 @@ def train(args: argparse.Namespace, procs) -> None:
     history = learner.fit()
     final = history[-1]
 
-    # 5. Report: per-image validation outputs come from learner.predict(learner.valid_ds) (rank 0).
+    # 5. Report (rank 0): per-image validation logits and targets are learner.predict(); the batches
+    #    behind them, learner.valid_batches(); per-epoch figures, history.
 
     # 6. Export: one self-describing file, written by rank 0 only.
     if procs.is_main:

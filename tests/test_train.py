@@ -157,6 +157,10 @@ def _named(root):
     return make_named_folder(root)
 
 
+def _two_images(root):
+    return make_image_folder(root, per_class=1, classes=("a", "b"), nested=False)
+
+
 @pytest.mark.parametrize(
     "make, extra, message",
     [
@@ -170,9 +174,11 @@ def _named(root):
         (_folder, ["--arch", "resnet_18"], "unknown architecture 'resnet_18'"),
         (_folder, ["--valid-pct", "1.5"], "--valid-pct"),
         (_folder, ["--crop-scale", "0.5", "2"], "--crop-scale"),
+        (_folder, ["--epochs", "0"], "nothing to train"),
+        (_two_images, [], "only 1 training images"),
     ],
     ids=["missing", "empty", "one-class", "flat-without-regex", "regex-no-match", "regex-no-group", "regex-invalid",
-         "unknown-arch", "valid-pct", "crop-scale"],
+         "unknown-arch", "valid-pct", "crop-scale", "no-epochs", "too-few-images"],
 )
 def test_bad_input_is_one_clear_line(tmp_path, capsys, make, extra, message):
     args = ["--data", str(make(tmp_path / "data")), *FAST, *extra, "--out", str(tmp_path / "never.pkl")]
@@ -266,7 +272,7 @@ def test_fine_tune_from_a_local_checkpoint_freezes_then_unfreezes(folder, tmp_pa
     args = ["--data", str(folder), *[a for a in FAST if a != "--no-pretrained"], "--weights", str(tmp_path / "imagenet.pth"),
             "--out", str(tmp_path / "tuned.pkl")]
     assert train_script.main(args) == 0
-    assert "1 frozen + 1 epochs" in capsys.readouterr().out
+    assert "1 frozen + 1 epoch," in capsys.readouterr().out
     meta, _ = load_model_file(tmp_path / "tuned.pkl")
     assert [h["phase"] for h in meta["history"]] == ["head", "all"]
     assert meta["pretrained"] is True and meta["weights"] == "imagenet.pth" and meta["recipe"]["freeze_epochs"] == 1

@@ -36,7 +36,8 @@ def describe(meta: dict[str, Any], recipe, augment, pretrained: bool, procs: Pro
     start = "pretrained" if pretrained else "from scratch"
     processes = f"{procs.world_size} processes" if procs.distributed else "1 process"
     precision = str(dtype).replace("torch.", "") + " autocast" if dtype else "float32"
-    phases = f"{recipe.freeze_epochs} frozen + {recipe.epochs} epochs" if recipe.freeze_epochs else f"{recipe.epochs} epochs"
+    epochs = f"{recipe.epochs} epoch{'' if recipe.epochs == 1 else 's'}"
+    phases = f"{recipe.freeze_epochs} frozen + {epochs}" if recipe.freeze_epochs else epochs
     return (
         f"model: {meta['arch']} ({start}), {meta['in_chans']} channel(s) at {meta['img_size']} px, "
         f"{len(meta['classes'])} classes\n"

@@ -170,6 +170,9 @@ class Learner:
         r, procs = self.recipe, self.procs
         generator = torch.Generator().manual_seed(r.seed + procs.rank)  # per-rank augmentation draws
         per_process = math.ceil(len(self.train_ds) / procs.world_size)
+        if per_process < 2:
+            raise BadInput(f"only {len(self.train_ds)} training images for {procs.world_size} process(es): "
+                           "each process needs at least 2 (BatchNorm cannot learn from one).")
         sampler = (
             DistributedSampler(self.train_ds, procs.world_size, procs.rank, shuffle=True, seed=r.seed)
             if procs.distributed else None
@@ -288,13 +291,18 @@ class Learner:
         return {"valid_loss": loss_sum / count, "error_rate": 1 - accuracy, "accuracy": accuracy,
                 "valid_images": int(count)}
 
+    def valid_batches(self) -> DataLoader:
+        """The whole validation set in order, unsharded, as eval_transform prepares it: for reports made
+        by one process after training (train.py makes them on rank 0)."""
+        return self._eval_loader(self.valid_ds)
+
     @torch.inference_mode()
-    def predict(self, dataset) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits (N, classes) float32 on the CPU, targets (N,)) for every item of `dataset`, in order,
-        in this process. For per-image reports (confusion matrix, top losses) after training."""
+    def predict(self, dataset=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(logits (N, classes) float32 on the CPU, targets (N,)) for every item of `dataset` (default: the
+        validation set), in order, in this process. For per-image reports (confusion matrix, top losses)."""
         self.model.eval()
         outputs, labels = [], []
-        for inputs, targets in self._eval_loader(dataset):
+        for inputs, targets in (self.valid_batches() if dataset is None else self._eval_loader(dataset)):
             outputs.append(self._forward(inputs).float().cpu())
             labels.append(torch.as_tensor(targets))
         return torch.cat(outputs), torch.cat(labels)
