@@ -337,4 +337,4 @@ def _progress(iterable, description: str, show: bool):
         return iterable
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, desc=description, leave=False, file=sys.stderr, dynamic_ncols=True)
+    return tqdm(iterable, desc=description, leave=False, file=sys.stderr, dynamic_ncols=True, disable=False)
