@@ -27,8 +27,11 @@ LR_LOG_RANGE = (math.log10(q.LR_RANGE[0]), math.log10(q.LR_RANGE[1]))
 UI_MAX_STEPS = 2000
 UI_MAX_POINTS = 200
 UI_MAX_NOISE = 5.0
-LR_TEXT_JS = "(v) => { const lr = 10 ** v; return `lr = ${lr < 1e-3 ? lr.toExponential(1) : +lr.toPrecision(2)}`; }"
-RUN_LABEL_JS = "(n) => `Run ${n} step${n == 1 ? '' : 's'}`"
+# A number typed into a slider's box may lie outside its range; the value sent is then the nearest end,
+# so these labels clamp the same way and say what will actually be used.
+LR_TEXT_JS = ("(v) => { const lr = 10 ** Math.min(Math.max(v, %g), %g); "
+              "return `lr = ${lr < 1e-3 ? lr.toExponential(1) : +lr.toPrecision(2)}`; }" % LR_LOG_RANGE)
+RUN_LABEL_JS = "(n) => { n = Math.min(Math.max(Math.round(n), 1), %d); return `Run ${n} step${n == 1 ? '' : 's'}`; }" % UI_MAX_STEPS
 
 INTRO = """\
 Guess a curve, measure how wrong it is, let the gradient say which way to move, step, repeat: that loop
@@ -218,9 +221,11 @@ def build() -> None:
     running = [run_event, step_event]
 
     for slider in sliders:
-        # queue=False: a cheap handler (~10 ms) answered on its own request, without the queue's round trips
+        # Queued, though the handler is cheap (~10 ms): Gradio shows no message for an error in an event
+        # run with queue=False (a number typed beyond the slider's range only turned the outputs to "Error"),
+        # and the queue bounds how many run at once. always_last: a drag sends its latest value, not each one.
         slider.input(move, [*data_inputs, standardise], view, trigger_mode="always_last", cancels=running,
-                     queue=False, **private)
+                     **private)
     reset_btn.click(move, [*data_inputs, standardise], view, cancels=running, **private)
     dataset.input(preset, dataset, [*sliders, loss, lr_log], cancels=running, **private).then(
         refresh, [*data_inputs, standardise, session], view, **private)
