@@ -21,7 +21,9 @@ MAX_QUEUE_SIZE = 64
 # before a handler runs (a path that was not uploaded, a value of the wrong type, a missing input), the
 # client is told Gradio's reason instead of an error with no message. max_file_size: an upload larger than
 # any image the app accepts is refused while it arrives, not stored and then refused.
-LAUNCH_OPTIONS = {"show_error": True, "max_file_size": MAX_FILE_BYTES}
+# css: a 28x28 MNIST digit would show as a speck in the input boxes; show it filling the box, crisp.
+CSS = "#cls-image img, #pix-upload img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }"
+LAUNCH_OPTIONS = {"show_error": True, "max_file_size": MAX_FILE_BYTES, "css": CSS}
 
 
 def build_demo(classifier: Classifier, baseline: PixelBaseline) -> gr.Blocks:
