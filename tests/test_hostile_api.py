@@ -163,8 +163,10 @@ def good_request_succeeds(raw: Raw, api_name: str, uploaded_seven: dict) -> None
     }[api_name]
     answer = raw.call(api_name, good)
     assert answer.kind == "complete", (api_name, answer.message)
-    if api_name == "pixel_similarity":
+    if api_name in ("classify", "pixel_similarity", "classify_drawing"):
         assert answer.value[0]["label"] == "7"
+    if api_name == "classify_batch":
+        assert answer.value[0][0]["label"] == "7"
     if api_name == "fit_quadratic":
         assert answer.value[0]["final"]["loss"] < answer.value[0]["trajectory"]["loss"][0]
 
@@ -298,6 +300,8 @@ def test_a_request_that_is_not_json_or_has_no_list_is_refused_by_http(raw, uploa
 def test_an_inline_base64_image_is_accepted(raw):
     answer = raw.call("pixel_similarity", [{"url": png_data_url()}, "3 or 7", "L1"])
     assert answer.kind == "complete" and answer.value[0]["label"] == "7"
+    answer = raw.call("classify", [{"url": png_data_url(EXAMPLES_DIR / "photo-paper-9.png")}])
+    assert answer.kind == "complete" and answer.value[0]["label"] == "9"
 
 
 def test_uploads_beyond_the_size_limit_are_refused_while_they_arrive(raw, uploaded_seven):
