@@ -4,9 +4,12 @@
     python train.py --data path/to/images --label-re '^(.+)_\\d+\\.jpg$' --arch convnext_tiny
     python train.py --data mnist --arch resnet10t --no-pretrained --img-size 48 --epochs 20 --batch-size 128 --lr 3e-3 --wd 0.05
     torchrun --standalone --nproc_per_node 2 train.py --data ...   # DDP: several GPUs (NCCL) or CPU processes (gloo)
+    python train.py --data path/to/images --show-batch --lr-find  # look first: a batch, the lr finder; no training
+    python train.py --data path/to/images --lr-find valley        # train with the finder's valley suggestion
 
 The flow, top to bottom: data -> model and its input config -> fastai-style fine-tune (freeze, unfreeze,
-one-cycle) -> model file (model/model.pkl, loads with torch.load(weights_only=True)) -> Hub.
+one-cycle) -> validation report (reports/<model>/: confusion matrix, most confused, top losses, curves)
+-> model file (model/model.pkl, loads with torch.load(weights_only=True), the report's summary inside) -> Hub.
 The pieces live in dlcourse/training/. Under torchrun only rank 0 prints, writes and pushes;
 --batch-size is per process (the global batch is batch size x processes) and --lr is used as given.
 """
@@ -101,6 +104,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     o.add_argument("--push-to-hub", metavar="USER/NAME",
                    help="also upload the model file and a model card to this Hub model repo (created if needed); "
                         "token from HF_TOKEN or `hf auth login`")
+    from dlcourse.training import insight
+
+    insight.add_arguments(p)
     args = p.parse_args(argv)
     return args
 
@@ -131,7 +137,7 @@ def train(args: argparse.Namespace, procs) -> None:
     from dlcourse.hub import hub_token, push_to_hub
     from dlcourse.modelfile import save_model_file
     from dlcourse.preprocess import eval_transform
-    from dlcourse.training import distributed
+    from dlcourse.training import distributed, insight
     from dlcourse.training.data import load_data
     from dlcourse.training.export import command_line, describe, versions
     from dlcourse.training.learner import Learner, Recipe, check_arch, create_model, input_config, seed_everything
@@ -182,12 +188,21 @@ def train(args: argparse.Namespace, procs) -> None:
                       data.valid.with_transform(eval_transform(meta)), recipe, procs)
     procs.print(describe(meta, recipe, augment, pretrained, procs, learner.dtype))
 
+    # Look first when asked: a training batch as the model receives it, the learning-rate finder.
+    lr_found = insight.before_training(args, learner, meta)
+    if insight.stops_before_training(args):
+        return
+    recipe = learner.recipe  # --lr-find valley|steep may have set the learning rate
+
     # 4. Train: the head alone, then everything; a table line per epoch.
     history = learner.fit()
     final = history[-1]
 
-    # 5. Report (rank 0): per-image validation logits and targets are learner.predict(); the batches
-    #    behind them, learner.valid_batches(); per-epoch figures, history.
+    # 5. Report (rank 0): confusion matrix, most confused pairs, top losses, curves -> the report folder;
+    #    a compact summary of it goes into the model file.
+    report_files = {}
+    if procs.is_main:
+        meta["report"], report_files = insight.after_training(args, learner, meta, history, lr_found)
 
     # 6. Export: one self-describing file, written by rank 0 only.
     if procs.is_main:
@@ -218,7 +233,7 @@ def train(args: argparse.Namespace, procs) -> None:
 
         # 7. Publish.
         if args.push_to_hub:
-            url = push_to_hub(args.push_to_hub, path, meta)
+            url = push_to_hub(args.push_to_hub, path, meta, report_files=report_files)
             procs.print(f"pushed to {url}; serve it in the Space with MODEL_REPO={args.push_to_hub}")
     distributed.barrier(procs)
 

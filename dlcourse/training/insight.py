@@ -120,7 +120,7 @@ def after_training(args: argparse.Namespace, learner: Learner, meta: dict[str, A
     from .. import interpretation, report
 
     procs = learner.procs
-    logits, targets = learner.predict(learner.valid_ds)
+    logits, targets = learner.predict()  # the whole validation set, in order
     interp = interpretation.Interpretation(list(meta["classes"]), logits, targets)
     top = interp.top_losses(args.top_losses)
     images = report.top_loss_images(learner.valid_ds, top, meta["mean"], meta["std"])
