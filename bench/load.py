@@ -1,0 +1,324 @@
+"""Load: many gradio_client visitors at once against `python app.py`, every answer checked.
+
+    .venv/bin/python bench/load.py [--requests 600] [--clients 20] [--seed 0]
+
+Starts the app as `python app.py` on a free port of 127.0.0.1 (its own process, so its memory is its
+own), checks that every public endpoint is listed by the API, warms it up with a short burst from all
+clients, then sends a fixed, shuffled mix of requests to all public endpoints from `--clients` threads,
+each with its own gradio_client Client. Every answer is checked: the example digits' labels (their file
+names), SGD fits and losses equal to the same functions run here, the pixel-similarity baseline's answer
+and its three pictures. Prints p50/p95 latency per endpoint and the server's resident memory after the
+warm-up and at the end. Exits 1 on any error, any wrong answer, or memory growth over --max-growth-mb.
+All traffic goes to 127.0.0.1.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import httpx  # noqa: E402
+from gradio_client import Client, handle_file  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from dlcourse import quadratic as q  # noqa: E402
+from dlcourse.images import load_image  # noqa: E402
+from dlcourse.pixel_similarity import PixelBaseline  # noqa: E402
+
+EXAMPLES = sorted((ROOT / "examples").glob("*.png"))
+DIGITS = [path for path in EXAMPLES if path.stem.startswith("mnist-")]
+ENDPOINTS = ("/classify", "/classify_batch", "/fit_quadratic", "/quadratic_loss", "/pixel_similarity")
+MIX = {"/classify": 3, "/classify_batch": 1, "/fit_quadratic": 2, "/quadratic_loss": 2, "/pixel_similarity": 2}
+BATCH = 4
+FITS = [  # keyword arguments of /fit_quadratic: the lesson, a steeper one, the roller coaster standardised
+    dict(dataset="lesson", loss="mse", lr=0.01, steps=100),
+    dict(dataset="lesson", loss="mae", lr=0.05, momentum=0.5, steps=200, a=-2, b=4, c=3),
+    dict(dataset="roller_coaster", loss="mse", lr=0.1, momentum=0.9, steps=300, standardise=True, a=1, b=1, c=1),
+    dict(dataset="lesson", noise=2.0, points=100, seed=7, loss="mse", lr=0.02, steps=150),
+]
+GUESSES = [(3, 2, 1), (1.1, 1.1, 1.1), (-1, 0, 5), (0.5, -2, 7)]
+PIXEL_SETTINGS = [("3 or 7", "L1"), ("all ten digits", "L2"), ("all ten digits", "L1"), ("3 or 7", "L2")]
+
+
+def expected_label(path: Path) -> str:
+    """"mnist-test-7" -> "7"; "mnist-baseline-says-3-truly-5" -> "5"; "photo-paper-9" -> "9"."""
+    return path.stem.rsplit("-", 1)[-1]
+
+
+# ---------------------------------------------------------------- requests and their checks
+
+
+@dataclass
+class Job:
+    endpoint: str
+    args: tuple
+    kwargs: dict
+    check: Callable[[Any], str | None]  # None when the answer is right, else what is wrong
+
+
+def close(got: float | None, want: float | None, rel: float = 1e-9) -> bool:
+    if got is None or want is None:
+        return got is want
+    return abs(got - want) <= rel * max(1.0, abs(want))
+
+
+def classify_job(path: Path) -> Job:
+    def check(answer: dict) -> str | None:
+        confidences = answer.get("confidences") or []
+        if str(answer.get("label")) != expected_label(path):
+            return f"{path.name}: label {answer.get('label')!r}, expected {expected_label(path)}"
+        if len(confidences) != 5 or not 0.5 < confidences[0]["confidence"] <= 1:
+            return f"{path.name}: confidences {confidences}"
+        return None
+
+    return Job("/classify", (handle_file(path),), {}, check)
+
+
+def batch_job(paths: list[Path]) -> Job:
+    def check(answer: list) -> str | None:
+        if [r.get("file") for r in answer] != [p.name for p in paths]:
+            return f"batch files {[r.get('file') for r in answer]}"
+        wrong = [(r["file"], r.get("label")) for r, p in zip(answer, paths) if r.get("label") != expected_label(p)]
+        return f"batch labels wrong: {wrong}" if wrong else None
+
+    return Job("/classify_batch", ([handle_file(p) for p in paths],), {}, check)
+
+
+def fit_job(settings: dict) -> Job:
+    want = q.fit_quadratic(**settings)  # deterministic: the server must give exactly this
+
+    def check(answer: dict) -> str | None:
+        final, start_loss = answer["final"], answer["trajectory"]["loss"][0]
+        if answer["diverged"] or not final["loss"] < start_loss:
+            return f"fit {settings}: diverged or the loss did not fall ({start_loss} -> {final['loss']})"
+        if not all(close(final[k], want["final"][k]) for k in ("a", "b", "c", "loss")):
+            return f"fit {settings}: final {final}, expected {want['final']}"
+        if len(answer["trajectory"]["loss"]) != want["settings"]["steps"]:
+            return f"fit {settings}: {len(answer['trajectory']['loss'])} steps"
+        return None
+
+    return Job("/fit_quadratic", (), settings, check)
+
+
+def loss_job(abc: tuple[float, float, float], loss: str) -> Job:
+    settings = dict(dataset="lesson", a=abc[0], b=abc[1], c=abc[2], loss=loss)
+    want = q.evaluate_quadratic(**settings)
+
+    def check(answer: dict) -> str | None:
+        if not (close(answer["loss"], want["loss"]) and close(answer["distance"], want["distance"])):
+            return f"loss {settings}: {answer['loss']}, expected {want['loss']}"
+        return None
+
+    return Job("/quadratic_loss", (), settings, check)
+
+
+def pixel_job(path: Path, mode: str, distance: str, baseline: PixelBaseline) -> Job:
+    want = str(baseline.compare_image(load_image(path), mode, distance).prediction)
+
+    def check(answer: tuple) -> str | None:
+        prediction, summary, _bars, *pictures = answer
+        if prediction.get("label") != want or f"ideal {want}" not in summary:
+            return f"pixel {path.name} {mode} {distance}: {prediction.get('label')!r}, expected {want}"
+        sizes = [Image.open(picture).size for picture in pictures]
+        return None if sizes == [(280, 280)] * 3 else f"pixel {path.name}: pictures {sizes}"
+
+    return Job("/pixel_similarity", (handle_file(path), mode, distance), {}, check)
+
+
+def make_jobs(count: int, seed: int) -> list[Job]:
+    """A fixed mix over the endpoints (MIX's proportions), cycling through the inputs, then shuffled."""
+    baseline = PixelBaseline.load()
+    total = sum(MIX.values())
+    counts = {endpoint: count * weight // total for endpoint, weight in MIX.items()}
+    counts["/classify"] += count - sum(counts.values())
+    fits = [fit_job(settings) for settings in FITS]
+    pixels = [pixel_job(path, mode, distance, baseline) for path in DIGITS for mode, distance in PIXEL_SETTINGS]
+    losses = [loss_job(abc, loss) for abc in GUESSES for loss in ("mae", "mse")]
+    jobs = []
+    for i in range(counts["/classify"]):
+        jobs.append(classify_job(EXAMPLES[i % len(EXAMPLES)]))
+    for i in range(counts["/classify_batch"]):
+        jobs.append(batch_job([EXAMPLES[(i * BATCH + k) % len(EXAMPLES)] for k in range(BATCH)]))
+    jobs += [fits[i % len(fits)] for i in range(counts["/fit_quadratic"])]
+    jobs += [losses[i % len(losses)] for i in range(counts["/quadratic_loss"])]
+    jobs += [pixels[i % len(pixels)] for i in range(counts["/pixel_similarity"])]
+    random.Random(seed).shuffle(jobs)
+    return jobs
+
+
+# ---------------------------------------------------------------- running them
+
+
+@dataclass
+class Result:
+    endpoint: str
+    seconds: float
+    error: str | None = None  # the request failed
+    wrong: str | None = None  # it answered, wrongly
+
+
+@dataclass
+class Run:
+    results: list[Result] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+def drive(clients: list[Client], jobs: list[Job]) -> Run:
+    """Each client takes the next job as soon as it has its previous answer."""
+    todo: queue.Queue[Job] = queue.Queue()
+    for job in jobs:
+        todo.put(job)
+    run, lock = Run(), threading.Lock()
+
+    def visitor(client: Client) -> None:
+        while True:
+            try:
+                job = todo.get_nowait()
+            except queue.Empty:
+                return
+            start = time.perf_counter()
+            try:
+                answer = client.predict(*job.args, api_name=job.endpoint, **job.kwargs)
+                result = Result(job.endpoint, time.perf_counter() - start)
+                result.wrong = job.check(answer)
+            except Exception as error:  # noqa: BLE001 - every failure is counted and shown
+                result = Result(job.endpoint, time.perf_counter() - start, error=f"{type(error).__name__}: {error}")
+            with lock:
+                run.results.append(result)
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=visitor, args=(client,)) for client in clients]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    run.seconds = time.perf_counter() - start
+    return run
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_app(log_path: Path, timeout: float = 300.0) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
+           "GRADIO_ANALYTICS_ENABLED": "False"}
+    env.pop("MODEL_REPO", None)  # the local model file: no download, no traffic beyond 127.0.0.1
+    log = open(log_path, "w")
+    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise SystemExit(f"app.py exited with {server.returncode} before serving; see {log_path}")
+        try:
+            if httpx.get(url, timeout=5).status_code == 200:
+                return server, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    server.terminate()
+    raise SystemExit(f"app.py did not serve within {timeout:.0f} s; see {log_path}")
+
+
+def rss_mb(pid: int) -> float:
+    """Resident memory of a process in MB: psutil when installed, else /proc/<pid>/status."""
+    try:
+        import psutil
+
+        return psutil.Process(pid).memory_info().rss / 2**20
+    except ImportError:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError(f"cannot read the memory of process {pid}")
+
+
+def percentile(values: list[float], p: int) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[p - 1] if len(values) > 1 else values[0]
+
+
+def report(run: Run, clients: int) -> tuple[int, int]:
+    print(f"{'endpoint':<20}{'requests':>9}{'p50 ms':>9}{'p95 ms':>9}{'max ms':>9}{'errors':>8}{'wrong':>7}")
+    for endpoint in (*ENDPOINTS, "all"):
+        results = [r for r in run.results if endpoint in ("all", r.endpoint)]
+        if not results:
+            continue
+        ms = [r.seconds * 1000 for r in results]
+        errors, wrong = sum(r.error is not None for r in results), sum(r.wrong is not None for r in results)
+        print(f"{endpoint:<20}{len(results):>9}{percentile(ms, 50):>9.0f}{percentile(ms, 95):>9.0f}"
+              f"{max(ms):>9.0f}{errors:>8}{wrong:>7}")
+    print(f"{len(run.results)} requests from {clients} clients in {run.seconds:.1f} s: "
+          f"{len(run.results) / run.seconds:.1f} requests/s")
+    failures = [r for r in run.results if r.error or r.wrong]
+    for r in failures[:10]:
+        print(f"  {r.endpoint}: {r.error or r.wrong}")
+    return sum(r.error is not None for r in run.results), sum(r.wrong is not None for r in run.results)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=600, help="requests in the measured run (default 600)")
+    parser.add_argument("--clients", type=int, default=20, help="concurrent gradio_client clients (default 20)")
+    parser.add_argument("--seed", type=int, default=0, help="order of the shuffled requests")
+    parser.add_argument("--max-growth-mb", type=float, default=100.0,
+                        help="most the server's resident memory may grow after the warm-up (default 100)")
+    args = parser.parse_args(argv)
+
+    jobs = make_jobs(args.requests, args.seed)
+    warm_up = make_jobs(2 * args.clients, args.seed + 1)
+    log_path = Path(tempfile.gettempdir()) / f"load-app-{os.getpid()}.log"
+    server, url = start_app(log_path)
+    try:
+        print(f"app.py (pid {server.pid}) serving on {url}; its log: {log_path}")
+        print(f"server RSS at start: {rss_mb(server.pid):.1f} MB")
+        clients = [Client(url, verbose=False) for _ in range(args.clients)]
+        listed = set(clients[0].view_api(print_info=False, return_format="dict")["named_endpoints"])
+        missing = set(ENDPOINTS) - listed
+        if missing:
+            print(f"endpoints missing from the API: {sorted(missing)}")
+            return 1
+        print(f"public endpoints: {', '.join(sorted(listed))}")
+
+        warm = drive(clients, warm_up)
+        warm_errors = [r for r in warm.results if r.error or r.wrong]
+        after_warm_up = rss_mb(server.pid)
+        print(f"warm-up: {len(warm.results)} requests in {warm.seconds:.1f} s, {len(warm_errors)} failed; "
+              f"server RSS after warm-up: {after_warm_up:.1f} MB")
+
+        run = drive(clients, jobs)
+        at_end = rss_mb(server.pid)
+        errors, wrong = report(run, args.clients)
+        growth = at_end - after_warm_up
+        print(f"server RSS: after warm-up {after_warm_up:.1f} MB, at the end {at_end:.1f} MB "
+              f"({growth:+.1f} MB; limit +{args.max_growth_mb:.0f} MB)")
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    failed = errors or wrong or warm_errors or growth > args.max_growth_mb
+    print("FAILED" if failed else "OK: no errors, every answer right, memory steady")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
