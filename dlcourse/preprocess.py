@@ -49,4 +49,4 @@ def image_to_uint8_tensor(image: Image.Image, meta: dict[str, Any]) -> torch.Ten
     """The model's view of a decoded RGB image before resizing: an MNIST-style digit or the photo."""
     if meta["preprocessing"] == "mnist":
         return torch.from_numpy(to_mnist_digit(image)).unsqueeze(0)
-    return torch.from_numpy(np.asarray(image.convert("RGB"))).permute(2, 0, 1).contiguous()
+    return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).contiguous()
