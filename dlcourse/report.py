@@ -113,7 +113,7 @@ def write_report(out_dir: str | Path, meta: dict[str, Any], summary: dict[str, A
     out.mkdir(parents=True, exist_ok=True)
     classes = list(meta["classes"])
     figures = {}
-    title = f"Confusion matrix\n{summary['n_valid']} validation images, accuracy {summary['accuracy']:.2%}"
+    title = f"Confusion matrix\n{summary['n_valid']:,} validation images, accuracy {summary['accuracy']:.2%}"
     figures["confusion_matrix"] = plots.confusion_matrix_figure(summary["confusion_matrix"], classes, title)
     top = summary.get("top_losses") or []
     if images is None:
@@ -158,7 +158,7 @@ def model_card_section(summary: dict[str, Any], classes: Sequence[str], images: 
     """
     images = images or {}
     lines = ["## How good is this model?", ""]
-    lines.append(f"On {summary['n_valid']} validation images: accuracy **{summary['accuracy']:.2%}** "
+    lines.append(f"On {summary['n_valid']:,} validation images: accuracy **{summary['accuracy']:.2%}** "
                  f"(error rate {summary['error_rate']:.2%}).")
     lines.append("")
     for key, alt in (("curves", "Training curves"), ("confusion_matrix", "Confusion matrix"),
@@ -237,7 +237,7 @@ def for_display(meta: dict[str, Any], max_pairs: int = 20) -> dict[str, Any]:
         view["curves"] = plots.to_array(plots.curves_figure(curves))
     if not summary:
         return view
-    title = f"Confusion matrix\n{n_valid} validation images, accuracy {accuracy:.2%}"
+    title = f"Confusion matrix\n{n_valid:,} validation images, accuracy {accuracy:.2%}"
     view["confusion_matrix"] = plots.to_array(plots.confusion_matrix_figure(summary["confusion_matrix"], classes,
                                                                             title))
     view["most_confused"] = [list(pair) for pair in (summary.get("most_confused") or [])[:max_pairs]]
