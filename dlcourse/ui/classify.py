@@ -7,6 +7,7 @@ from typing import Any
 import gradio as gr
 
 from ..classifier import Classifier, classify_files
+from . import model_report
 from .common import ImageFile, digit_sketchpad, image_from_sketch, image_from_upload, shows_errors
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "examples"
@@ -83,6 +84,7 @@ def build(classifier: Classifier) -> None:
             label = gr.Label(label="Prediction", num_top_classes=TOP_K, elem_id="cls-label")
             gr.Markdown(model_card_markdown(meta), elem_id="cls-model-info")
     examples_row = gr.Row()
+    model_report.build(meta)
     with gr.Accordion("Many images at once", open=False):
         files = gr.File(label="Images", file_count="multiple", elem_id="cls-batch-files")
         run_batch = gr.Button("Classify all", elem_id="cls-batch-run")
