@@ -2,7 +2,12 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import inspect
+import io
+import os
+import tempfile
+from pathlib import Path
 from typing import Any, Callable
 
 import gradio as gr
@@ -45,6 +50,35 @@ class ImageFile(gr.Image):
         if not payload.path or not is_in_or_equal(payload.path, get_upload_folder()):
             raise gr.Error(NOT_UPLOADED, print_exception=False)
         return payload.path
+
+
+class Picture(gr.Image):
+    """An output gr.Image whose PIL pictures reach Gradio's cache whole, even when two requests make the same one.
+
+    Gradio saves an output picture in place at cache/<hash of its bytes>/image.png, so when two visitors get
+    the same picture at once (the same example digit), one may fetch the file while the other rewrites it,
+    and receive an empty or cut-off image. Here the file is written under a temporary name and renamed into
+    place, which readers never see half done.
+    """
+
+    def get_block_name(self) -> str:
+        return "image"
+
+    def postprocess(self, value: Any) -> Any:
+        if isinstance(value, Image.Image):
+            buffer = io.BytesIO()
+            value.save(buffer, format=self.format or "png")
+            data = buffer.getvalue()
+            folder = Path(self.GRADIO_CACHE) / hashlib.sha256(data).hexdigest()
+            folder.mkdir(parents=True, exist_ok=True)
+            path = folder / f"image.{self.format or 'png'}"
+            if not path.exists():
+                fd, staging = tempfile.mkstemp(dir=folder, prefix=".image.")
+                with os.fdopen(fd, "wb") as file:
+                    file.write(data)
+                os.replace(staging, path)
+            value = str(path)
+        return super().postprocess(value)
 
 
 def digit_sketchpad(label: str = "Draw a digit", **kwargs: Any) -> gr.Sketchpad:

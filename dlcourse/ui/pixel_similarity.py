@@ -9,7 +9,7 @@ import pandas as pd
 
 from ..errors import BadInput
 from ..pixel_similarity import DISTANCE_NAMES, DISTANCES, MODES, Comparison, PixelBaseline, difference_picture, digit_picture
-from .common import ImageFile, digit_sketchpad, image_from_sketch, image_from_upload, shows_errors
+from .common import ImageFile, Picture, digit_sketchpad, image_from_sketch, image_from_upload, shows_errors
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "examples"
 DISTANCE_CHOICES = [(f"{name}: {DISTANCE_NAMES[name]}", name) for name in DISTANCES]
@@ -208,9 +208,9 @@ def build(baseline: PixelBaseline, classifier: Any) -> None:
             )
             with gr.Row():
                 picture = dict(type="pil", format="png", image_mode=None, interactive=False, height=240, buttons=["download"])
-                seen = gr.Image(label="Your digit, 28x28", elem_id="pix-seen", **picture)
-                ideal = gr.Image(label="Closest ideal", elem_id="pix-ideal", **picture)
-                heatmap = gr.Image(label="Difference", elem_id="pix-heatmap", **picture)
+                seen = Picture(label="Your digit, 28x28", elem_id="pix-seen", **picture)
+                ideal = Picture(label="Closest ideal", elem_id="pix-ideal", **picture)
+                heatmap = Picture(label="Difference", elem_id="pix-heatmap", **picture)
             gr.Markdown(HEATMAP_LEGEND, elem_id="pix-heatmap-legend")
 
     gr.Markdown("### The ten ideal digits")
