@@ -91,7 +91,8 @@ def build(classifier: Classifier) -> None:
         batch_results = gr.JSON(label="One result per image", elem_id="cls-batch-results")
 
     run.click(classify, image, label, api_name="classify")
-    run_batch.click(classify_batch, files, batch_results, api_name="classify_batch")
+    # One batch at a time (up to 64 images each): big batches cannot take both cores from single images.
+    run_batch.click(classify_batch, files, batch_results, api_name="classify_batch", concurrency_limit=1)
     image.upload(classify, image, label, api_visibility="private")
     run_sketch.click(classify_drawing, sketch, label, api_visibility="private")
     examples = example_files()

@@ -14,8 +14,12 @@ INTRO = (
     "a fine-tuned CNN, stochastic gradient descent on a quadratic, and the pixel-similarity baseline. "
     "Every tab is also an API endpoint (see *Use via API* at the bottom of the page)."
 )
-# The Gradio queue: how many requests of one event run at once, and how many may wait.
-DEFAULT_CONCURRENCY = 4
+# The Gradio queue: how many requests of one event run at once, and how many may wait. A Space has 2 cores
+# and app.py gives each request one torch thread, so 2 of an event at once keep both cores busy; more only
+# interleave on them. bench/load.py (20 clients, 600 mixed requests) measured the same throughput with 1, 2
+# and 4, and its server needs ~25 ms of CPU a request, so 64 waiting requests are a few seconds of work: more
+# would be a wait no visitor sits through. Per event: classify_batch (up to 64 images) runs one at a time.
+DEFAULT_CONCURRENCY = 2
 MAX_QUEUE_SIZE = 64
 # How app.py (and the tests' server) launch the Space. show_error: when Gradio itself refuses a request
 # before a handler runs (a path that was not uploaded, a value of the wrong type, a missing input), the
