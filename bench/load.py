@@ -216,13 +216,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def start_app(log_path: Path, timeout: float = 300.0) -> tuple[subprocess.Popen, str]:
+def start_app(log_path: Path, app: Path, timeout: float = 300.0) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
            "GRADIO_ANALYTICS_ENABLED": "False"}
     env.pop("MODEL_REPO", None)  # the local model file: no download, no traffic beyond 127.0.0.1
     log = open(log_path, "w")
-    server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen([sys.executable, str(app)], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -249,6 +249,40 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) / 1024
     raise RuntimeError(f"cannot read the memory of process {pid}")
+
+
+class MemoryWatch:
+    """Samples a process's resident memory every `every` seconds while it runs (to tell a leak from a plateau)."""
+
+    def __init__(self, pid: int, every: float = 1.0):
+        self.pid, self.every, self.samples = pid, every, []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            self.samples.append(rss_mb(self.pid))
+
+    def __enter__(self) -> "MemoryWatch":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> str:
+        if not self.samples:
+            return "no samples"
+        tenths = [self.samples[min(len(self.samples) - 1, len(self.samples) * k // 10)] for k in range(11)]
+        return f"min {min(self.samples):.0f}, max {max(self.samples):.0f} MB; by tenths of the run: " + \
+            " ".join(f"{value:.0f}" for value in tenths)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (/proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def percentile(values: list[float], p: int) -> float:
@@ -280,12 +314,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="order of the shuffled requests")
     parser.add_argument("--max-growth-mb", type=float, default=100.0,
                         help="most the server's resident memory may grow after the warm-up (default 100)")
+    parser.add_argument("--app", type=Path, default=ROOT / "app.py", help="the script that serves the Space")
     args = parser.parse_args(argv)
 
+    load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())  # other work on the machine skews the figures
     jobs = make_jobs(args.requests, args.seed)
     warm_up = make_jobs(2 * args.clients, args.seed + 1)
     log_path = Path(tempfile.gettempdir()) / f"load-app-{os.getpid()}.log"
-    server, url = start_app(log_path)
+    server, url = start_app(log_path, args.app)
     try:
         print(f"app.py (pid {server.pid}) serving on {url}; its log: {log_path}")
         print(f"server RSS at start: {rss_mb(server.pid):.1f} MB")
@@ -303,12 +339,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warm-up: {len(warm.results)} requests in {warm.seconds:.1f} s, {len(warm_errors)} failed; "
               f"server RSS after warm-up: {after_warm_up:.1f} MB")
 
-        run = drive(clients, jobs)
+        server_cpu, own_cpu = cpu_seconds(server.pid), cpu_seconds(os.getpid())
+        with MemoryWatch(server.pid) as memory:
+            run = drive(clients, jobs)
         at_end = rss_mb(server.pid)
+        server_cpu, own_cpu = cpu_seconds(server.pid) - server_cpu, cpu_seconds(os.getpid()) - own_cpu
         errors, wrong = report(run, args.clients)
+        print(f"CPU time during the run: server {server_cpu:.1f} s ({server_cpu / len(run.results) * 1000:.0f} ms a "
+              f"request), these clients {own_cpu:.1f} s, on {os.cpu_count()} cores; load average before and after: "
+              f"{load_before}, {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
         growth = at_end - after_warm_up
         print(f"server RSS: after warm-up {after_warm_up:.1f} MB, at the end {at_end:.1f} MB "
               f"({growth:+.1f} MB; limit +{args.max_growth_mb:.0f} MB)")
+        print(f"server RSS during the run: {memory.summary()}")
     finally:
         server.terminate()
         try:
