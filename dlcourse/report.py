@@ -224,7 +224,7 @@ def for_display(meta: dict[str, Any], max_pairs: int = 20) -> dict[str, Any]:
         headline = f"**Validation accuracy: {accuracy:.2%}**{on} (error rate {1 - accuracy:.2%})."
     else:
         headline = "The model file records no validation accuracy."
-    validated_on = meta.get("validated_on")
+    validated_on = meta.get("valid_split")
     if validated_on:
         headline += f" Validated on {validated_on}."
     suggestions = ((summary or {}).get("lr_find") or {}).get("suggestions")

@@ -18,7 +18,7 @@ from dlcourse.ui import pixel_similarity as tab
 DIGITS_META = {
     "arch": "test_resnet", "classes": [str(d) for d in range(10)], "in_chans": 1, "img_size": 28,
     "mean": [0.13], "std": [0.31], "preprocessing": "mnist", "metrics": {"accuracy": 0.9876},
-    "validated_on": "the MNIST test set (10,000 images)",
+    "valid_split": "the MNIST test set (10,000 images)",
 }
 PHOTO_META = {**DIGITS_META, "classes": ["cat", "dog"], "in_chans": 3, "mean": [0.5] * 3, "std": [0.25] * 3,
               "preprocessing": "photo", "metrics": {"accuracy": 0.93}}

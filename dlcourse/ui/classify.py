@@ -22,7 +22,7 @@ def model_card_markdown(meta: dict[str, Any]) -> str:
         ("Architecture", f"`{meta['arch']}` ({meta['in_chans']} input channel{'s' if meta['in_chans'] > 1 else ''}, {meta['img_size']} px)"),
         ("Validation accuracy", f"{accuracy:.2%}" if isinstance(accuracy, float) else "not recorded"),
         ("Trained on", meta.get("trained_on", "not recorded")),
-        ("Validated on", meta.get("validated_on", "not recorded")),
+        ("Validated on", meta.get("valid_split", "not recorded")),
         ("Trained", str(meta.get("created", "not recorded"))[:10]),
         ("Classes", ", ".join(map(str, meta["classes"][:20])) + (" …" if len(meta["classes"]) > 20 else "")),
     ]

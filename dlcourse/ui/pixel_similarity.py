@@ -94,7 +94,7 @@ def classifier_markdown(meta: dict[str, Any] | None) -> str:
             "so it has no accuracy on MNIST to set beside the baseline."
         )
     accuracy = meta.get("metrics", {}).get("accuracy")
-    validated_on = meta.get("validated_on")
+    validated_on = meta.get("valid_split")
     where = f" on {validated_on}" if validated_on else ""
     if not isinstance(accuracy, (int, float)):
         return f"The Classify tab's model (`{meta.get('arch')}`) reads digits, but its file records no accuracy to compare."
