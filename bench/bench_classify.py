@@ -20,28 +20,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from dlcourse.classifier import Classifier  # noqa: E402
 from dlcourse.images import load_image  # noqa: E402
+from timing import percentile, timings_ms  # noqa: E402
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.png"))
-
-
-def timings_ms(fn, repeats: int) -> list[float]:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return times
-
-
-def p(times: list[float], q: float) -> float:
-    return statistics.quantiles(times, n=100)[int(q) - 1] if len(times) > 1 else times[0]
 
 
 def in_process(classifier: Classifier, repeats: int) -> None:
@@ -91,7 +78,7 @@ def http(classifier: Classifier, repeats: int) -> None:
         client = Client(url, verbose=False)
         file = handle_file(EXAMPLES[0])
         times = timings_ms(lambda: client.predict(file, api_name="/classify"), repeats)
-    print(f"HTTP API (gradio_client, localhost): p50 {statistics.median(times):.1f} ms, p95 {p(times, 95):.1f} ms")
+    print(f"HTTP API (gradio_client, localhost): p50 {statistics.median(times):.1f} ms, p95 {percentile(times, 95):.1f} ms")
 
 
 def startup(rounds: int = 3) -> None:

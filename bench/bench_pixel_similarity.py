@@ -20,28 +20,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from dlcourse.mnist import load_split  # noqa: E402
 from dlcourse.pixel_similarity import DISTANCES, MODES, PixelBaseline  # noqa: E402
+from timing import percentile, timings_ms  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "mnist-test-3.png"
-
-
-def timings_ms(fn, repeats: int) -> list[float]:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return times
-
-
-def p(times: list[float], q: int) -> float:
-    return statistics.quantiles(times, n=100)[q - 1] if len(times) > 1 else times[0]
 
 
 def sketch_file(folder: Path) -> dict:
@@ -69,7 +57,7 @@ def one_drawing(baseline: PixelBaseline, repeats: int) -> None:
                 )
         for (mode, distance), ms in times.items():
             print(f"one drawing to result, {mode}, {distance}: p50 {statistics.median(ms):.2f} ms, "
-                  f"p95 {p(ms, 95):.2f} ms (target < 30 ms)")
+                  f"p95 {percentile(ms, 95):.2f} ms (target < 30 ms)")
 
 
 def whole_test_set(baseline: PixelBaseline, rounds: int) -> None:
@@ -102,7 +90,7 @@ def http(baseline: PixelBaseline, repeats: int) -> None:
         client = Client(url, verbose=False)
         file = handle_file(EXAMPLE)
         times = timings_ms(lambda: client.predict(file, "all ten digits", "L2", api_name="/pixel_similarity"), repeats)
-    print(f"HTTP API (gradio_client, localhost, /pixel_similarity): p50 {statistics.median(times):.1f} ms, p95 {p(times, 95):.1f} ms")
+    print(f"HTTP API (gradio_client, localhost, /pixel_similarity): p50 {statistics.median(times):.1f} ms, p95 {percentile(times, 95):.1f} ms")
 
 
 if __name__ == "__main__":

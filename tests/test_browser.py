@@ -5,7 +5,6 @@ tab go to tests/screenshots/ for a human to look at. The page may reach only the
 """
 from __future__ import annotations
 
-import math
 import os
 import re
 from pathlib import Path

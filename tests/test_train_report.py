@@ -2,40 +2,23 @@
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from PIL import Image, ImageDraw
+
+from trainkit import SHAPES, make_image_folder
 
 ROOT = Path(__file__).resolve().parent.parent
-SHAPES = ("circle", "square", "triangle")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory) -> Path:
     """72 small pictures of three shapes in ImageFolder layout."""
-    root = tmp_path_factory.mktemp("shapes")
-    rng = random.Random(0)
-    for shape in SHAPES:
-        (root / shape).mkdir()
-        for i in range(24):
-            image = Image.new("RGB", (40, 40), tuple(rng.randint(0, 80) for _ in range(3)))
-            draw = ImageDraw.Draw(image)
-            x, y, s = rng.randint(4, 14), rng.randint(4, 14), rng.randint(14, 22)
-            colour = tuple(rng.randint(150, 255) for _ in range(3))
-            if shape == "circle":
-                draw.ellipse([x, y, x + s, y + s], fill=colour)
-            elif shape == "square":
-                draw.rectangle([x, y, x + s, y + s], fill=colour)
-            else:
-                draw.polygon([(x, y + s), (x + s, y + s), (x + s // 2, y)], fill=colour)
-            image.save(root / shape / f"{shape}_{i}.png")
-    return root
+    return make_image_folder(tmp_path_factory.mktemp("shapes"), per_class=24, nested=False)
 
 
 def train(tmp_path: Path, data: Path, *extra: str) -> subprocess.CompletedProcess:

@@ -1,0 +1,21 @@
+"""Timing helpers the benchmark scripts share."""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+
+def timings_ms(fn: Callable[[], object], repeats: int) -> list[float]:
+    """Wall time of each of `repeats` calls, in milliseconds, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def percentile(times: list[float], q: int) -> float:
+    return statistics.quantiles(times, n=100)[q - 1] if len(times) > 1 else times[0]
