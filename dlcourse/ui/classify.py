@@ -100,6 +100,6 @@ def build(classifier: Classifier) -> None:
         with examples_row:
             gallery = gr.Examples(
                 examples=examples, inputs=image, example_labels=[Path(path).stem for path in examples],
-                examples_per_page=16, api_visibility="private", elem_id="cls-examples",
+                examples_per_page=24, api_visibility="private", elem_id="cls-examples",
             )
         gallery.load_input_event.then(classify, image, label, api_visibility="private")
