@@ -27,9 +27,19 @@ class Classifier:
         meta, state_dict = load_model_file(path)
         return cls(meta, build_model(meta, state_dict))
 
+    def prepare(self, image: Image.Image) -> torch.Tensor:
+        """The model's uint8 view of one decoded image, before resizing (raises EmptyDrawing, BadInput)."""
+        return image_to_uint8_tensor(image, self.meta)
+
     def to_input(self, image: Image.Image) -> torch.Tensor:
-        """The normalised tensor the network sees for one decoded image (raises EmptyDrawing, BadInput)."""
-        return self.transform(image_to_uint8_tensor(image, self.meta))
+        """The normalised tensor the network sees for one decoded image."""
+        return self.transform(self.prepare(image))
+
+    def batch_inputs(self, prepared: list[torch.Tensor]) -> torch.Tensor:
+        """Normalised inputs for many prepared images; same-size ones (digits always) in one transform call."""
+        if all(tensor.shape == prepared[0].shape for tensor in prepared):
+            return self.transform(torch.stack(prepared))
+        return torch.stack([self.transform(tensor) for tensor in prepared])
 
     @torch.inference_mode()
     def probabilities(self, inputs: torch.Tensor) -> torch.Tensor:
@@ -44,8 +54,8 @@ class Classifier:
         """One forward pass for many images; one {class: probability} dict per image, in order."""
         if not images:
             return []
-        probs = self.probabilities(torch.stack([self.to_input(image) for image in images]))
-        return [self.as_dict(row) for row in probs]
+        inputs = self.batch_inputs([self.prepare(image) for image in images])
+        return [self.as_dict(row) for row in self.probabilities(inputs)]
 
     def as_dict(self, probs: torch.Tensor) -> dict[str, float]:
         """{class: probability} for one row of probabilities, most likely first."""
@@ -67,15 +77,15 @@ def classify_files(classifier: Classifier, paths: list[str], top_k: int = 3) -> 
     if len(paths) > MAX_BATCH_FILES:
         raise BadInput(f"{len(paths)} images were given; one call takes at most {MAX_BATCH_FILES}.")
     results: list[dict[str, Any]] = [{"file": Path(path).name} for path in paths]
-    inputs, good = [], []
+    prepared, good = [], []
     for index, path in enumerate(paths):
         try:
-            inputs.append(classifier.to_input(load_image(path)))
+            prepared.append(classifier.prepare(load_image(path)))
             good.append(index)
         except BadInput as error:
             results[index]["error"] = str(error)
-    if inputs:
-        for index, row in zip(good, classifier.probabilities(torch.stack(inputs))):
+    if prepared:
+        for index, row in zip(good, classifier.probabilities(classifier.batch_inputs(prepared))):
             confidences = dict(list(classifier.as_dict(row).items())[:top_k])
             results[index].update(label=next(iter(confidences)), confidences=confidences)
     return results

@@ -24,6 +24,7 @@ MNIST_BOX = 20  # MNIST digits were scaled to fit a 20x20 box, then centred by m
 INK_THRESHOLD = 0.25  # share of the full ink contrast above which a pixel counts as ink for cropping
 MIN_CONTRAST = 24 / 255  # less difference than this between ink and paper is an empty picture
 WORKING_SIDE = 320  # digits are found and cropped at most at this size
+FLAT_PAPER = 0.02  # a border varying less than this is evenly lit paper (a drawing, a scan)
 
 
 def load_image(source: str | os.PathLike | bytes | Image.Image | np.ndarray) -> Image.Image:
@@ -145,10 +146,13 @@ def to_mnist_digit(image: Image.Image) -> np.ndarray:
     gray_image = image.convert("L")
     gray_image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BOX)  # speed on big photos
     gray = np.asarray(gray_image, dtype=np.float32) / 255
-    if np.median(_border(gray)) > 0.5:
-        gray = 1 - gray
-    gray = gray - _paper_plane(gray)  # uneven lighting of a photographed page
-    paper = float(np.median(_border(gray)))
+    border = _border(gray)
+    paper = float(np.median(border))
+    if paper > 0.5:
+        gray, border, paper = 1 - gray, 1 - border, 1 - paper
+    if np.ptp(border) > FLAT_PAPER:  # uneven lighting of a photographed page
+        gray = gray - _paper_plane(gray)
+        paper = float(np.median(_border(gray)))
     contrast = float(gray.max()) - paper
     if contrast < MIN_CONTRAST:
         raise EmptyDrawing("The image is empty: draw or upload a digit first.")
@@ -168,8 +172,8 @@ def to_mnist_digit(image: Image.Image) -> np.ndarray:
 
     digit = np.zeros((MNIST_SIZE, MNIST_SIZE), np.float32)
     total = box.sum()
-    ys, xs = np.indices(box.shape)
-    centre_y, centre_x = (ys * box).sum() / total, (xs * box).sum() / total
+    centre_y = box.sum(axis=1) @ np.arange(box.shape[0]) / total
+    centre_x = box.sum(axis=0) @ np.arange(box.shape[1]) / total
     top = int(round(MNIST_SIZE / 2 - centre_y))
     left = int(round(MNIST_SIZE / 2 - centre_x))
     top = min(max(top, 0), MNIST_SIZE - box.shape[0])
