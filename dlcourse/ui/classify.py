@@ -30,6 +30,21 @@ def model_card_markdown(meta: dict[str, Any]) -> str:
     return f"| About this model | |\n| --- | --- |\n{table}"
 
 
+def heading_markdown(meta: dict[str, Any]) -> str:
+    """The tab's question and instructions, in the served model's own terms."""
+    classes = [str(name) for name in meta["classes"]]
+    if meta["preprocessing"] == "mnist":
+        question, what = "Which digit is it?", "Upload, paste, snap or draw a handwritten digit"
+    elif len(classes) <= 6:
+        question, what = f"{', '.join(classes[:-1])} or {classes[-1]}?", "Upload, paste or snap a photo"
+    else:
+        question, what = f"Which of these {len(classes)} classes is it?", "Upload, paste or snap a photo"
+    return (
+        f"### {question[:1].upper()}{question[1:]}\n{what}; the model answers with its probability for each class. "
+        f"It is a `{meta['arch']}` CNN trained with this project's `train.py`."
+    )
+
+
 def example_files() -> list[str]:
     return sorted(str(path) for path in EXAMPLES_DIR.glob("*.png"))
 
@@ -64,11 +79,7 @@ def build(classifier: Classifier) -> None:
         """
         return classify_files(classifier, list(images or []), top_k=TOP_K)
 
-    kind = "a handwritten digit" if is_digits else "a photo"
-    gr.Markdown(
-        f"### What is in the picture?\nUpload, paste, snap or draw {kind}; the model answers with its "
-        f"probability for each class. It is a `{meta['arch']}` CNN fine-tuned with this project's `train.py`."
-    )
+    gr.Markdown(heading_markdown(meta), elem_id="cls-heading")
     with gr.Row():
         with gr.Column():
             with gr.Tab("Image"):
