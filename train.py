@@ -2,6 +2,7 @@
 
     python train.py --data path/to/images                       # one sub-folder per class, pretrained resnet18
     python train.py --data path/to/images --label-re '^(.+)_\\d+\\.jpg$' --arch convnext_tiny
+    python train.py --data path/to/images --csv labels.csv      # fastai's from_csv: file name, label[, is_valid]
     python train.py --data mnist --arch resnet10t --no-pretrained --img-size 48 --epochs 20 --batch-size 128 --lr 3e-3 --wd 0.05
     torchrun --standalone --nproc_per_node 2 train.py --data ...   # DDP: several GPUs (NCCL) or CPU processes (gloo)
     python train.py --data path/to/images --show-batch --lr-find  # look first: a batch, the lr finder; no training
@@ -19,6 +20,7 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 from dlcourse.errors import BadInput
 
@@ -33,12 +35,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     d = p.add_argument_group("data")
     d.add_argument("--data", required=True,
                    help="'mnist' (IDX files in --mnist-dir), or a folder of images in ImageFolder layout (one "
-                        "sub-folder per class, nested folders allowed), or flat with --label-re. A folder holding train/ and valid/ "
-                        "(or val/) is validated on its own split.")
+                        "sub-folder per class, nested folders allowed), or labelled by --label-re or --csv. A folder "
+                        "holding train/ and valid/ (or val/) is validated on its own split.")
     d.add_argument("--label-re", metavar="REGEX",
                    help="read labels from file names: the first group of this regular expression, searched in each "
                         r"file name, is the label (e.g. Oxford-IIIT Pets: '^(.+)_\d+\.(jpg|jpeg|png)$'); "
                         "files that do not match are ignored and counted")
+    d.add_argument("--csv", metavar="FILE",
+                   help="read labels from this CSV, as fastai's ImageDataLoaders.from_csv: a header row, then one row "
+                        "per image; file names relative to --data; an is_valid column (true/false, 1/0), when "
+                        "present, marks the validation images. Rows that cannot be used are skipped and counted")
+    d.add_argument("--fn-col", default="0", metavar="COLUMN",
+                   help="--csv column of the file names: its header or 0-based index (default %(default)s)")
+    d.add_argument("--label-col", default="1", metavar="COLUMN",
+                   help="--csv column of the labels: its header or 0-based index (default %(default)s)")
+    d.add_argument("--valid-col", metavar="COLUMN",
+                   help="--csv column marking validation rows (default: is_valid when the CSV has it, else "
+                        "--valid-pct at random)")
     d.add_argument("--mnist-dir", default="data/mnist",
                    help="folder of the MNIST IDX files for --data mnist: train-* (60k) or train-5k-*, and t10k-* "
                         "as the validation set when present (default %(default)s)")
@@ -138,7 +151,7 @@ def train(args: argparse.Namespace, procs) -> None:
     from dlcourse.modelfile import save_model_file
     from dlcourse.preprocess import eval_transform
     from dlcourse.training import distributed, insight
-    from dlcourse.training.data import load_data
+    from dlcourse.training.data import CsvLabels, load_data
     from dlcourse.training.export import command_line, describe, versions
     from dlcourse.training.learner import Learner, Recipe, check_arch, create_model, input_config, seed_everything
     from dlcourse.training.transforms import default_augment, train_transform
@@ -156,8 +169,9 @@ def train(args: argparse.Namespace, procs) -> None:
     seed_everything(args.seed)
 
     # 1. The data: classes, a training and a validation set of uint8 images.
+    csv_labels = CsvLabels(Path(args.csv), args.fn_col, args.label_col, args.valid_col) if args.csv else None
     data = load_data(args.data, label_re=args.label_re, mnist_dir=args.mnist_dir,
-                     valid_pct=args.valid_pct, seed=args.seed)
+                     valid_pct=args.valid_pct, seed=args.seed, csv_labels=csv_labels)
     procs.print(data.summary())
 
     # 2. The model, and the input it expects: size, channels, normalisation.

@@ -1,9 +1,10 @@
 """Where labelled images come from, and how they split into training and validation sets.
 
-Three sources, one result (`Data`: classes, a training and a validation `Dataset` of uint8 CHW tensors):
+Four sources, one result (`Data`: classes, a training and a validation `Dataset` of uint8 CHW tensors):
 - a folder in ImageFolder layout: one sub-folder per class, images anywhere below it;
 - a folder of files whose names carry the label, read with a regular expression (first group);
-- MNIST IDX files (`dlcourse.mnist`), the official test set as validation when present.
+- MNIST IDX files (`dlcourse.mnist`), the official test set as validation when present;
+- a CSV of file names and labels, with an optional is_valid column (fastai's `ImageDataLoaders.from_csv`).
 
 Validation is the data's own split when it has one (`train/` + `valid/` or `val/` folders; MNIST's test
 files), else a fixed random `valid_pct` share drawn with `seed`, so every run validates on the same images.
@@ -11,6 +12,7 @@ Image files are checked before training: unreadable or corrupt ones are skipped 
 """
 from __future__ import annotations
 
+import csv
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -22,7 +24,7 @@ import numpy as np
 import torch
 
 from .. import mnist
-from ..errors import BadInput
+from ..errors import BadInput, shown
 from ..images import load_image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -77,6 +79,7 @@ class Data:
     split: str  # how validation was chosen, in words
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why) of unreadable images
     ignored: int = 0  # image files whose names did not match --label-re
+    bad_rows: list[tuple[str, str]] = field(default_factory=list)  # (CSV row, why) of rows that could not be used
 
     def summary(self) -> str:
         lines = [
@@ -86,6 +89,10 @@ class Data:
         ]
         if self.ignored:
             lines.append(f"  ignored {self.ignored} image files whose names do not match --label-re")
+        if self.bad_rows:
+            examples = "; ".join(f"{row}: {why}" for row, why in self.bad_rows[:3])
+            rows = "row" if len(self.bad_rows) == 1 else "rows"
+            lines.append(f"  skipped {len(self.bad_rows)} CSV {rows} that could not be used (e.g. {examples})")
         if self.skipped:
             examples = "; ".join(f"{name}: {why}" for name, why in self.skipped[:3])
             files = "file" if len(self.skipped) == 1 else "files"
@@ -101,11 +108,15 @@ def load_data(
     valid_pct: float = 0.2,
     seed: int = 42,
     check_workers: int = 8,
+    csv_labels: CsvLabels | None = None,
 ) -> Data:
-    """The data `train.py --data` names: "mnist", or a folder (ImageFolder layout, or labels from
-    file names through `label_re`). Raises BadInput with the reason when it cannot be used."""
+    """The data `train.py --data` names: "mnist", or a folder (ImageFolder layout, labels from
+    file names through `label_re`, or from a CSV). Raises BadInput with the reason when it cannot be used."""
     if not 0 < valid_pct < 1:
         raise BadInput(f"--valid-pct must be between 0 and 1, not {valid_pct}.")
+    if csv_labels is not None and (source == "mnist" or label_re):
+        raise BadInput("--csv gives the labels of the images in the --data folder: use it without --label-re "
+                       "and with a folder, not 'mnist'.")
     if source == "mnist":
         return mnist_data(mnist_dir, valid_pct, seed)
     root = Path(source)
@@ -113,6 +124,8 @@ def load_data(
         raise BadInput(f"no folder {root} (give --data a folder of images, or 'mnist').")
     if not root.is_dir():
         raise BadInput(f"{root} is not a folder (give --data a folder of images, or 'mnist').")
+    if csv_labels is not None:
+        return csv_data(root, csv_labels, valid_pct, seed, check_workers)
     return folder_data(root, label_re, valid_pct, seed, check_workers)
 
 
@@ -176,6 +189,126 @@ def folder_data(root: Path, label_re: str | None, valid_pct: float, seed: int, c
     description = f"{len(train_items) + len(valid_items):,} images in {root.name or root} ({how})"
     return Data(classes, dataset(train_items), dataset(valid_items), "photo", description, split,
                 skipped=[(_relative(p, root), why) for p, why in skipped], ignored=ignored)
+
+
+@dataclass(frozen=True)
+class CsvLabels:
+    """Where a CSV keeps each image's file name, label and (optionally) validation flag.
+
+    As fastai's `from_csv`: the first row is the header; a column is named by its header or its 0-based
+    index; file names are relative to the data folder. `valid_col` None: the column `is_valid` when the
+    CSV has one, else a random split.
+    """
+
+    file: Path
+    fn_col: str | int = 0
+    label_col: str | int = 1
+    valid_col: str | int | None = None
+
+
+TRUE_WORDS, FALSE_WORDS = ("1", "true", "yes", "y", "t"), ("0", "false", "no", "n", "f", "")
+
+
+def csv_data(root: Path, labels: CsvLabels, valid_pct: float, seed: int, check_workers: int = 8) -> Data:
+    """Images below `root` labelled by a CSV. Rows that cannot be used (no such file, no label, a bad
+    validation flag, a short row) are skipped and counted, and so are unreadable images."""
+    rows = _read_csv(root, labels.file)
+    header, body = rows[0], rows[1:]
+    fn_at, label_at = _csv_column(header, labels.fn_col, "--fn-col"), _csv_column(header, labels.label_col, "--label-col")
+    valid_col = labels.valid_col if labels.valid_col is not None else ("is_valid" if "is_valid" in header else None)
+    valid_at = _csv_column(header, valid_col, "--valid-col") if valid_col is not None else None
+    needed = max(at for at in (fn_at, label_at, valid_at) if at is not None) + 1
+
+    items, flags, bad_rows = [], [], []
+    for line, row in enumerate(body, start=2):  # line 1 is the header
+        where = f"line {line}"
+        if not any(cell.strip() for cell in row):
+            continue  # blank lines are not rows
+        if len(row) < needed:
+            bad_rows.append((where, f"{len(row)} columns, {needed} needed"))
+            continue
+        name, label = row[fn_at].strip(), row[label_at].strip()
+        if not name or not label:
+            bad_rows.append((where, "no file name" if not name else "no label"))
+            continue
+        path = root / name
+        if not path.is_file():
+            bad_rows.append((where, f"no file {name}"))
+            continue
+        if valid_at is not None:
+            flag = row[valid_at].strip().lower()
+            if flag not in TRUE_WORDS + FALSE_WORDS:
+                bad_rows.append((where, f"{header[valid_at]} is {shown(row[valid_at])}, not true or false"))
+                continue
+            flags.append(flag in TRUE_WORDS)
+        items.append((path, label))
+    if not items:
+        detail = "; ".join(f"{where}: {why}" for where, why in bad_rows[:3]) or "it has no rows"
+        raise BadInput(f"no row of {labels.file} names an image in {root} with a label ({detail}).")
+
+    readable, skipped = check_images([path for path, _ in items], check_workers)
+    kept = [(item, flag) for item, flag in zip(items, flags or [False] * len(items)) if item[0] in readable]
+    if not kept:
+        raise BadInput(f"none of the {len(items)} image files {labels.file} names could be read ({_why(skipped)}).")
+    if valid_at is not None:
+        train_items = [item for item, is_valid in kept if not is_valid]
+        valid_items = [item for item, is_valid in kept if is_valid]
+        if not valid_items or not train_items:
+            raise BadInput(f"the {header[valid_at]} column of {labels.file} marks "
+                           f"{'no' if not valid_items else 'every'} usable image for validation.")
+        split = f"the rows marked in its {header[valid_at]} column"
+    else:
+        all_items = [item for item, _ in kept]
+        train_idx, valid_idx = random_split(len(all_items), valid_pct, seed)
+        train_items, valid_items = [all_items[i] for i in train_idx], [all_items[i] for i in valid_idx]
+        split = f"{valid_pct:.0%} of the images at random, seed {seed}"
+
+    classes = sorted({label for _, label in train_items})
+    _check_classes(classes, classes, f"{labels.file} (training rows)")
+    unknown = sorted({label for _, label in valid_items} - set(classes))
+    if unknown:
+        raise BadInput(f"the validation rows of {labels.file} have labels no training row has: {', '.join(unknown[:5])}.")
+    index = {label: i for i, label in enumerate(classes)}
+
+    def dataset(chosen: list[tuple[Path, str]]) -> ImageFiles:
+        return ImageFiles([p for p, _ in chosen], [index[label] for _, label in chosen])
+
+    description = (f"{len(train_items) + len(valid_items):,} images in {root.name or root} "
+                   f"(labels from {labels.file.name}, column {header[label_at]!r})")
+    return Data(classes, dataset(train_items), dataset(valid_items), "photo", description, split,
+                skipped=[(_relative(p, root), why) for p, why in skipped], bad_rows=bad_rows)
+
+
+def _read_csv(root: Path, file: Path) -> list[list[str]]:
+    """The CSV's rows, the header first; the file as given, else relative to the data folder."""
+    path = file if file.is_file() else root / file
+    if not path.is_file():
+        raise BadInput(f"no CSV file {file} (looked in the working folder and in {root}).")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            try:  # the separator, told from the header line as pandas does for fastai (sep=None)
+                dialect = csv.Sniffer().sniff(handle.readline())
+            except csv.Error:
+                dialect = csv.excel  # one column: commas
+            handle.seek(0)
+            rows = list(csv.reader(handle, dialect))
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise BadInput(f"{file} cannot be read as a CSV file ({error}).") from None
+    if len(rows) < 2:
+        raise BadInput(f"{file} has {'no rows' if not rows else 'a header and no rows'}: nothing to train on.")
+    return rows
+
+
+def _csv_column(header: list[str], column: str | int, option: str) -> int:
+    """The index of a column named by its header or its 0-based index."""
+    names = [name.strip() for name in header]
+    if isinstance(column, str) and column.strip() in names:
+        return names.index(column.strip())
+    if isinstance(column, int) or column.strip().isdigit():
+        at = int(column)
+        if 0 <= at < len(header):
+            return at
+    raise BadInput(f"{option} {column}: the CSV has no such column (its header: {', '.join(map(shown, names[:8]))}).")
 
 
 def find_images(folder: Path) -> list[Path]:
