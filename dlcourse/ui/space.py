@@ -26,8 +26,10 @@ MAX_QUEUE_SIZE = 64
 # client is told Gradio's reason instead of an error with no message. max_file_size: an upload larger than
 # any image the app accepts is refused while it arrives, not stored and then refused.
 # css: a 28x28 MNIST digit would show as a speck in the input boxes; show it filling the box, crisp.
+# mcp_server: every public endpoint is also an MCP tool, at /gradio_api/mcp/ (Streamable HTTP), described by
+# its docstring; an image is passed as a data: URL or a public http(s) URL (local and private ones are refused).
 CSS = "#cls-image img, #pix-upload img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }"
-LAUNCH_OPTIONS = {"show_error": True, "max_file_size": MAX_FILE_BYTES, "css": CSS}
+LAUNCH_OPTIONS = {"show_error": True, "max_file_size": MAX_FILE_BYTES, "css": CSS, "mcp_server": True}
 
 
 def build_demo(classifier: Classifier, baseline: PixelBaseline) -> gr.Blocks:
