@@ -130,7 +130,7 @@ class Data:
 # ---------------------------------------------------------------- input checks
 
 
-def _number(name: str, value: Any, lo: float, hi: float, notes: list[str], *, integer: bool = False) -> float:
+def checked_number(name: str, value: Any, lo: float, hi: float, notes: list[str], *, integer: bool = False) -> float:
     """`value` as a finite number clamped to [lo, hi]; a note for each clamp, BadInput for nonsense."""
     if value is None or isinstance(value, str) and not value.strip():
         raise BadInput(f"{name} is missing: give a number.")
@@ -182,7 +182,7 @@ def loss_name(name: Any) -> str:
 
 def clean_params(a: Any, b: Any, c: Any, notes: list[str]) -> np.ndarray:
     """Start parameters as a float64 array, each clamped to +-PARAM_LIMIT."""
-    return np.array([_number(n, v, -PARAM_LIMIT, PARAM_LIMIT, notes) for n, v in zip("abc", (a, b, c))])
+    return np.array([checked_number(n, v, -PARAM_LIMIT, PARAM_LIMIT, notes) for n, v in zip("abc", (a, b, c))])
 
 
 @dataclass(frozen=True)
@@ -200,14 +200,14 @@ def sgd_settings(loss: Any = "mse", lr: Any = 0.01, momentum: Any = 0.0, steps: 
     """Checked and clamped SGD settings; each clamp leaves a note."""
     notes: list[str] = []
     loss = loss_name(loss)
-    lr_value = _number("learning rate", lr, -math.inf, math.inf, notes)
+    lr_value = checked_number("learning rate", lr, -math.inf, math.inf, notes)
     if lr_value <= 0:
         notes.append(f"learning rate {_fmt(lr_value)} cannot move the parameters downhill: "
                      f"using {_fmt(LR_RANGE[0])}.")
         lr_value = LR_RANGE[0]
-    lr_value = _number("learning rate", lr_value, *LR_RANGE, notes)
-    momentum = _number("momentum", momentum, *MOMENTUM_RANGE, notes)
-    steps = _number("steps", steps, *STEPS_RANGE, notes, integer=True)
+    lr_value = checked_number("learning rate", lr_value, *LR_RANGE, notes)
+    momentum = checked_number("momentum", momentum, *MOMENTUM_RANGE, notes)
+    steps = checked_number("steps", steps, *STEPS_RANGE, notes, integer=True)
     return SGDSettings(loss, lr_value, momentum, int(steps), _flag("standardise", standardise), tuple(notes))
 
 
@@ -218,13 +218,13 @@ def make_data(dataset: Any = "lesson", noise: Any = 1.0, points: Any = 20, seed:
     """The data set's points for this noise level (1 = the book's), number of points and seed."""
     notes: list[str] = []
     name = dataset_name(dataset)
-    noise = _number("noise", noise, *NOISE_RANGE, notes)
-    n_raw = _number("points", points, -math.inf, math.inf, notes, integer=True)
+    noise = checked_number("noise", noise, *NOISE_RANGE, notes)
+    n_raw = checked_number("points", points, -math.inf, math.inf, notes, integer=True)
     if n_raw < POINTS_RANGE[0]:
         raise BadInput(f"A quadratic has three parameters, so it needs at least {POINTS_RANGE[0]} points; "
                        f"got {int(n_raw)}.")
-    n = int(_number("points", n_raw, *POINTS_RANGE, notes, integer=True))
-    seed = int(_number("seed", seed, *SEED_RANGE, notes, integer=True))
+    n = int(checked_number("points", n_raw, *POINTS_RANGE, notes, integer=True))
+    seed = int(checked_number("seed", seed, *SEED_RANGE, notes, integer=True))
     spec = DATASETS[name]
     x = np.linspace(*spec.x_range, n)
     y = spec.make(x, noise, np.random.RandomState(seed))
@@ -633,3 +633,60 @@ def fit_quadratic(dataset: DataSetName = "lesson", noise: float = 1.0, points: i
         },
         "data": {"x": _json_rows(data.x), "y": _json_rows(data.y)},
     }
+
+
+# ---------------------------------------------------------------- the loss over two parameters
+
+PAIRS = {"a and b": (0, 1), "a and c": (0, 2), "b and c": (1, 2)}
+SURFACE_SIZE = 90  # grid points along each axis of a loss surface
+
+
+@dataclass(frozen=True)
+class LossSurface:
+    """The loss on a grid over two of a, b, c (the third held at `fixed`); rows follow `ys`, columns `xs`."""
+
+    pair: tuple[int, int]
+    xs: np.ndarray
+    ys: np.ndarray
+    losses: np.ndarray
+    fixed: float
+
+    @property
+    def names(self) -> tuple[str, str, str]:
+        """The two parameters on the axes, then the one held fixed."""
+        i, j = self.pair
+        return "abc"[i], "abc"[j], "abc"[3 - i - j]
+
+
+def pair_indices(pair: Any) -> tuple[int, int]:
+    """(0, 1) for "a and b", and so on."""
+    if pair not in PAIRS:
+        raise BadInput(f"Unknown pair {shown(pair)}: choose one of {', '.join(map(repr, PAIRS))}.")
+    return PAIRS[pair]
+
+
+def loss_surface(data: Data, loss: str, params: Sequence[float], pair: tuple[int, int],
+                 path: Sequence[Sequence[float]] = (), size: int = SURFACE_SIZE) -> LossSurface:
+    """The loss over the two parameters of `pair` around the least-squares answer, `params` and the
+    path (a path that ran off to huge values is not followed all the way); the third stays at its value
+    in `params`."""
+    i, j = pair
+    params = np.asarray(params, dtype=np.float64)
+    best = least_squares(data)
+    anchors = np.array([best[[i, j]], params[[i, j]]])
+    reach = 20 * max(float(np.abs(anchors[1] - anchors[0]).max()), 1.0)
+    points = np.asarray(path, dtype=np.float64).reshape(-1, 3)[:, [i, j]] if len(path) else np.empty((0, 2))
+    points = points[np.all(np.isfinite(points), axis=1) & np.all(np.abs(points - best[[i, j]]) <= reach, axis=1)]
+    every = np.vstack([anchors[np.all(np.isfinite(anchors), axis=1)], points])
+    lo, hi = every.min(0), every.max(0)
+    half = np.maximum((hi - lo) * 0.6, 0.5)
+    mid = (lo + hi) / 2
+    xs = np.linspace(mid[0] - half[0], mid[0] + half[0], size)
+    ys = np.linspace(mid[1] - half[1], mid[1] + half[1], size)
+    grid = np.tile(params if np.all(np.isfinite(params)) else best, (size * size, 1))
+    gx, gy = np.meshgrid(xs, ys)
+    grid[:, i], grid[:, j] = gx.ravel(), gy.ravel()
+    errors = features(data.x) @ grid.T - data.y[:, None]
+    values = np.abs(errors).mean(0) if loss == "mae" else (errors**2).mean(0)
+    k = 3 - i - j
+    return LossSurface((i, j), xs, ys, values.reshape(size, size), float(grid[0, k]))

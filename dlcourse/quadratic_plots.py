@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from PIL import Image
 
-from .quadratic import Data, quadratic
+from .quadratic import Data, LossSurface, quadratic
 
 CURVE_SIZE = (6.4, 3.8)  # inches at DPI: 640 x 380 px
 LOSS_SIZE = (6.4, 2.2)
@@ -241,3 +241,88 @@ def loss_png(losses: Sequence[float], best_loss: float | None = None, label: str
         if not plot.fits(losses, key):
             plot.prepare(losses, best_loss, label, diverged_at, x_max, key)
         return plot.frame(losses)
+
+
+# ---------------------------------------------------------------- drawn once per request: no blitting needed
+
+
+def _figure(size: tuple[float, float]) -> tuple[Figure, FigureCanvasAgg]:
+    fig = Figure(figsize=size, dpi=DPI)
+    return fig, FigureCanvasAgg(fig)
+
+
+def relu_png(data: Data, best: np.ndarray, xs: np.ndarray, parts: np.ndarray, constant: float,
+             fresh: tuple[np.ndarray, np.ndarray] | None = None) -> bytes:
+    """The data, the sum of ReLUs (solid), each ReLU's part faintly beneath it, the least-squares quadratic
+    (dashed) and, small and grey, the fresh points the fit never saw."""
+    fig, canvas = _figure(CURVE_SIZE)
+    fig.subplots_adjust(left=0.1, right=0.985, top=0.975, bottom=0.125)
+    ax = fig.add_subplot()
+    total = parts.sum(0) + constant
+    best_ys = quadratic(best, xs)
+    ys = np.concatenate([data.y, best_ys] + ([total] if np.all(np.isfinite(total)) else []))
+    lo, hi = float(ys.min()), float(ys.max())
+    margin = 0.12 * max(hi - lo, 1e-6)
+    ax.set_ylim(lo - margin, hi + 1.5 * margin)
+    ax.set_xlim(xs[0], xs[-1])
+    ax.set_xlabel(data.spec.x_name)
+    ax.set_ylabel(data.spec.y_name)
+    ax.grid(alpha=0.3)
+    if fresh is not None:
+        ax.scatter(*fresh, s=5, color="#999999", alpha=0.5, label="fresh points (not fitted)")
+    for k, part in enumerate(parts):
+        ax.plot(xs, part, color=COLOURS["loss"], lw=1, alpha=0.35, label="each ReLU" if k == 0 else None)
+    ax.plot(xs, best_ys, "--", color=COLOURS["best"], lw=1.6, label="least-squares quadratic")
+    ax.scatter(data.x, data.y, s=18, color=COLOURS["data"], zorder=3, label="data")
+    if np.all(np.isfinite(total)):
+        ax.plot(xs, total, color=COLOURS["current"], lw=2.2, label="sum of ReLUs + c")
+    ax.legend(loc="upper center", fontsize=8, framealpha=0.9, ncols=3)
+    canvas.draw()
+    return _encode_png(canvas)
+
+
+def fit_losses_png(losses: np.ndarray, fresh_losses: np.ndarray, label: str, chasing_from: int | None = None) -> bytes:
+    """Training loss and loss on fresh points per step (log scale), where chasing the noise began marked."""
+    fig, canvas = _figure(LOSS_SIZE)
+    fig.subplots_adjust(left=0.11, right=0.98, top=0.96, bottom=0.2)
+    ax = fig.add_subplot()
+    for values, colour, name in ((losses, COLOURS["loss"], "training points"),
+                                 (fresh_losses, "#7f7f7f", "fresh points")):
+        ax.plot(*_thin(np.where(np.asarray(values) > 0, values, np.nan)), color=colour, lw=1.6, label=name)
+    if chasing_from is not None:
+        ax.axvline(chasing_from, color=COLOURS["current"], lw=1, ls=":", label="fresh loss lowest")
+    ax.set_yscale("log")
+    ax.set_xlabel("step", labelpad=1)
+    ax.set_ylabel(label)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", fontsize=8)
+    canvas.draw()
+    return _encode_png(canvas)
+
+
+def contour_png(surface: LossSurface, path: np.ndarray, best: np.ndarray, label: str) -> bytes:
+    """Contours of the loss over two parameters, the least-squares answer, and SGD's path (start to now)."""
+    fig, canvas = _figure((5.2, 4.4))
+    fig.subplots_adjust(left=0.13, right=0.97, top=0.93, bottom=0.12)
+    ax = fig.add_subplot()
+    losses = surface.losses
+    lo, hi = float(losses.min()), float(losses.max())
+    levels = np.geomspace(max(lo, hi * 1e-9, 1e-12), hi, 18) if hi > 0 else 10
+    ax.contourf(surface.xs, surface.ys, losses, levels=levels, cmap="viridis_r", alpha=0.55)
+    ax.contour(surface.xs, surface.ys, losses, levels=levels, colors="#444444", linewidths=0.4)
+    x_name, y_name, fixed_name = surface.names
+    i, j = surface.pair
+    ax.plot(best[i], best[j], "*", color=COLOURS["best"], ms=13, mec="white", label="least squares")
+    path = np.asarray(path, dtype=np.float64).reshape(-1, 3)
+    if len(path):
+        ax.plot(path[:, i], path[:, j], "-", color=COLOURS["current"], lw=1.3, marker="." if len(path) <= 200 else None,
+                ms=4, label="SGD's path")
+        ax.plot(path[0, i], path[0, j], "o", color="black", ms=5, label="start")
+    ax.set_xlim(surface.xs[0], surface.xs[-1])
+    ax.set_ylim(surface.ys[0], surface.ys[-1])
+    ax.set_xlabel(x_name)
+    ax.set_ylabel(y_name)
+    ax.set_title(f"{label} with {fixed_name} = {surface.fixed:.3g}", fontsize=9)
+    ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    canvas.draw()
+    return _encode_png(canvas)

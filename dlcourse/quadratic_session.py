@@ -41,6 +41,7 @@ class Session:
     velocity_standardised: bool = False
     losses: list[float] = field(default_factory=list)
     trace: list[list[float]] = field(default_factory=list)  # [step, a, b, c, loss, ga, gb, gc], oldest first
+    path: list[list[float]] = field(default_factory=list)  # (a, b, c) where each step measured the loss; NaNs after a divergence
     steps: int = 0
     diverged_at: list[int] = field(default_factory=list)
     standardised_grads: bool = False  # the trace's gradients are for a', b', c'
@@ -79,6 +80,7 @@ def advance(session: Session, data: Data, settings: SGDSettings, steps: int,
         session,
         losses=(session.losses + run.losses.tolist())[-HISTORY:],
         trace=(session.trace + rows.tolist())[-TRACE_ROWS:],
+        path=(session.path + run.params.tolist() + ([[math.nan] * 3] if run.diverged else []))[-HISTORY:],
         steps=first + run.steps,
         standardised_grads=settings.standardise,
     )

@@ -9,6 +9,7 @@ import pandas as pd
 
 from ..errors import BadInput
 from ..pixel_similarity import DISTANCE_NAMES, DISTANCES, MODES, Comparison, PixelBaseline, difference_picture, digit_picture
+from . import learn_pixels
 from .common import ImageFile, Picture, digit_sketchpad, image_from_sketch, image_from_upload, shows_errors
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "examples"
@@ -223,6 +224,7 @@ def build(baseline: PixelBaseline, classifier: Any) -> None:
     gr.Markdown(classifier_markdown(getattr(classifier, "meta", None)), elem_id="pix-classifier-accuracy")
     with gr.Accordion("How it works", open=False):
         gr.Markdown(EXPLANATIONS, elem_id="pix-explanations")
+    learn_pixels.build(baseline)
 
     outputs = [prediction, summary, bars, seen, ideal, heatmap, source]
     run.click(pixel_similarity, [image, mode, distance], outputs, api_name="pixel_similarity")

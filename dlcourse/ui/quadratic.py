@@ -2,7 +2,8 @@
 
 Components and wiring only: the data, losses, SGD and least squares are in `dlcourse.quadratic`,
 the session and its words in `dlcourse.quadratic_session`, the pictures in `dlcourse.quadratic_plots`.
-Public API endpoints: /fit_quadratic (a whole SGD run as JSON) and /quadratic_loss (score a guess).
+Public API endpoints: /fit_quadratic (a whole SGD run as JSON), /quadratic_loss (score a guess) and
+/fit_relus (the same data fitted by a sum of ReLUs).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from gradio.components.plot import PlotData
 from .. import quadratic as q
 from .. import quadratic_plots as plots
 from .. import quadratic_session as qs
+from .. import relu_fit as rf
 from .common import shows_errors
 
 # A run shows at most this many frames, at most one per FRAME_SECONDS: 1000 steps animate in ~2 s.
@@ -53,6 +55,23 @@ explodes. **Momentum** keeps part of the previous steps' direction, which helps 
 *What to try:* on the lesson's data with MAE and lr 0.01, press *Step once* a few times and watch the loss
 fall. Switch to MSE and push the learning rate to 1: it diverges. On the roller coaster, run 1000 steps at
 lr 1e-5 and see c hardly move; then tick *standardise x*, set lr 0.1 and momentum 0.9, and run again."""
+
+
+EXPLAIN_RELUS = """\
+A **ReLU** (rectified linear unit) is a line with its negative part cut off: max(0, m x + k), flat and then
+straight. Add up N of them and a constant and the sum bends wherever one of them starts: with enough of them
+it can follow any curve, with no x² anywhere. Each faint line below is one ReLU; the red line is their sum.
+They are fitted by the same SGD as the quadratic (the loss, learning rate and momentum chosen above).
+The grey dots are fresh points from the same curve that the fit never sees: when more ReLUs only bend to
+follow this sample's noise, the loss on them rises while the training loss still falls."""
+
+EXPLAIN_LANDSCAPE = """\
+**The loss as a landscape.** The loss depends on a, b and c; hold one of them still and it becomes a map
+over the other two: each contour joins parameters with the same loss, the star is the lowest point. The red
+line is the path SGD has taken since the last reset (press *Step once* or *Run N steps* above). Plain SGD
+goes straight downhill; with momentum 0.9 it overshoots and swings round the valley; with a learning rate
+too high it zigzags across the valley, further each time. (Distill's
+[*Why Momentum Really Works*](https://distill.pub/2017/momentum/) explores this picture.)"""
 
 
 def _plot(png: bytes | None) -> PlotData | None:
@@ -160,6 +179,34 @@ def sgd_steps(dataset, noise, points, seed, a, b, c, loss, lr_log, momentum, ste
         time.sleep(max(0.0, FRAME_SECONDS - (time.monotonic() - began)))
 
 
+@shows_errors
+def fit_with_relus(dataset, noise, points, seed, loss, lr_log, momentum, relus, steps):
+    """Fit the tab's data with a sum of ReLUs: the fit, each part, the losses and what they say."""
+    data = q.make_data(dataset, noise, points, seed)
+    settings = q.sgd_settings(loss, _learning_rate(lr_log), momentum, steps)
+    notes = list(data.notes) + list(settings.notes)
+    count = rf.relus_count(relus, notes)
+    result = rf.fit(data, count, settings, data.seed)
+    lo, hi = data.spec.x_range
+    pad = 0.03 * (hi - lo)
+    xs = np.linspace(lo - pad, hi + pad, plots.CURVE_SAMPLES)
+    fresh = rf.fresh_points(data)
+    picture = plots.relu_png(data, q.least_squares(data), xs, result.parts(xs), result.constant, (fresh.x, fresh.y))
+    losses = plots.fit_losses_png(result.losses, result.fresh_losses, settings.loss.upper(), result.chasing_from)
+    text = " ".join([rf.message(data, count, settings, result), *notes])
+    return _plot(picture), _plot(losses), text
+
+
+@shows_errors
+def landscape(dataset, noise, points, seed, a, b, c, loss, pair, session):
+    """Contours of the loss over two parameters, with the session's path on them."""
+    data, loss, params, _ = _inputs(dataset, noise, points, seed, a, b, c, loss)
+    session = qs.session_for(session, data, loss, params)
+    path = session.path + [session.params.tolist()]
+    surface = q.loss_surface(data, loss, session.params, q.pair_indices(pair), path)
+    return _plot(plots.contour_png(surface, np.array(path), q.least_squares(data), loss.upper()))
+
+
 def build() -> None:
     """The tab's components and wiring, inside the current Blocks/Tab context."""
     default = q.DATASETS["lesson"]
@@ -210,6 +257,26 @@ def build() -> None:
             trace = gr.Dataframe(view0[4], label="trace: newest step first (parameters where each step "
                                  "measured the loss, and its gradient)", interactive=False, max_height=300,
                                  elem_id="quad-trace")
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=3, min_width=380):
+            with gr.Accordion("Fit with ReLUs", open=True, elem_id="quad-relu-section"):
+                gr.Markdown(EXPLAIN_RELUS)
+                with gr.Row():
+                    relus = gr.Slider(*rf.RELUS_RANGE, value=8, step=1, label="N (ReLUs)", elem_id="quad-relus",
+                                      min_width=140)
+                    relu_steps = gr.Slider(1, UI_MAX_STEPS, value=2000, step=1, label="steps",
+                                           elem_id="quad-relu-steps", min_width=140)
+                relu_btn = gr.Button("Fit with ReLUs", variant="primary", elem_id="quad-relu-fit")
+                relu_text = gr.Markdown(elem_id="quad-relu-status")
+                relu_plot = gr.Plot(None, show_label=False, elem_id="quad-relu-plot")
+                relu_losses = gr.Plot(None, show_label=False, elem_id="quad-relu-losses")
+        with gr.Column(scale=2, min_width=340):
+            with gr.Accordion("The loss as a landscape, with SGD's path", open=True, elem_id="quad-landscape-section"):
+                gr.Markdown(EXPLAIN_LANDSCAPE)
+                pair = gr.Radio(list(q.PAIRS), value="a and b", label="Parameters on the axes",
+                                elem_id="quad-pair")
+                contours = gr.Plot(landscape("lesson", 1.0, 20, 42, *default.start, default.loss, "a and b", None),
+                                   show_label=False, elem_id="quad-contours")
 
     data_inputs = [dataset, noise, points, seed, *sliders, loss]
     view = [plot, loss_md, status, loss_plot, trace, session]
@@ -219,6 +286,12 @@ def build() -> None:
     run_event = run_btn.click(sgd_steps, run_inputs, [*view, *sliders], **private)
     step_event = step_btn.click(_step_once, run_inputs, [*view, *sliders], **private)
     running = [run_event, step_event]
+    landscape_inputs = [*data_inputs, pair, session]
+    for event in running:
+        event.then(landscape, landscape_inputs, contours, **private)
+    pair.change(landscape, landscape_inputs, contours, **private)
+    relu_inputs = [dataset, noise, points, seed, loss, lr_log, momentum, relus, relu_steps]
+    relu_btn.click(fit_with_relus, relu_inputs, [relu_plot, relu_losses, relu_text], **private)
 
     for slider in sliders:
         # Queued, though the handler is cheap (~10 ms): Gradio shows no message for an error in an event
@@ -226,9 +299,11 @@ def build() -> None:
         # and the queue bounds how many run at once. always_last: a drag sends its latest value, not each one.
         slider.input(move, [*data_inputs, standardise], view, trigger_mode="always_last", cancels=running,
                      **private)
-    reset_btn.click(move, [*data_inputs, standardise], view, cancels=running, **private)
+    reset_btn.click(move, [*data_inputs, standardise], view, cancels=running, **private).then(
+        landscape, landscape_inputs, contours, **private)
     dataset.input(preset, dataset, [*sliders, loss, lr_log], cancels=running, **private).then(
-        refresh, [*data_inputs, standardise, session], view, **private)
+        refresh, [*data_inputs, standardise, session], view, **private).then(
+        landscape, landscape_inputs, contours, **private)
     for control in (noise, points):  # .change: dragging or typing a number
         control.change(refresh, [*data_inputs, standardise, session], view, cancels=running,
                         trigger_mode="always_last", **private)
@@ -241,6 +316,7 @@ def build() -> None:
 
     gr.api(shows_errors(q.fit_quadratic), api_name="fit_quadratic")
     gr.api(shows_errors(q.evaluate_quadratic), api_name="quadratic_loss")
+    gr.api(shows_errors(rf.fit_relus), api_name="fit_relus")
 
 
 def _step_once(*args):
