@@ -20,6 +20,7 @@ import argparse
 import os
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from dlcourse.errors import BadInput
@@ -148,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
 def train(args: argparse.Namespace, procs) -> None:
     # Imported here so that `train.py --help` answers at once.
     from dlcourse.hub import hub_token, push_to_hub
-    from dlcourse.modelfile import save_model_file
+    from dlcourse.modelfile import ModelInfo, save_model_file
     from dlcourse.preprocess import eval_transform
     from dlcourse.training import distributed, insight
     from dlcourse.training.data import CsvLabels, load_data
@@ -178,13 +179,8 @@ def train(args: argparse.Namespace, procs) -> None:
     pretrained = bool(args.pretrained or args.weights)
     in_chans = args.in_chans or (1 if data.preprocessing == "mnist" else 3)
     model = create_model(args.arch, len(data.classes), in_chans, pretrained, args.weights)
-    meta = {
-        "arch": args.arch,
-        "classes": data.classes,
-        "in_chans": in_chans,
-        **input_config(model, in_chans, args.img_size),
-        "preprocessing": data.preprocessing,
-    }
+    meta = ModelInfo(arch=args.arch, classes=data.classes, in_chans=in_chans, **input_config(model, in_chans, args.img_size),
+                     preprocessing=data.preprocessing)
 
     # 3. The recipe: augmentations for training; validation sees images as the app will (eval_transform).
     augment = default_augment(
@@ -216,11 +212,12 @@ def train(args: argparse.Namespace, procs) -> None:
     #    a compact summary of it goes into the model file.
     report_files = {}
     if procs.is_main:
-        meta["report"], report_files = insight.after_training(args, learner, meta, history, lr_found)
+        meta.report, report_files = insight.after_training(args, learner, meta, history, lr_found)
 
     # 6. Export: one self-describing file, written by rank 0 only.
     if procs.is_main:
-        meta.update(
+        meta = replace(
+            meta,
             metrics={k: final[k] for k in ("valid_loss", "error_rate", "accuracy")} | {"valid_size": len(data.valid)},
             trained_on=data.description,
             valid_split=data.split,
@@ -242,7 +239,7 @@ def train(args: argparse.Namespace, procs) -> None:
         path = save_model_file(args.out, learner.state_dict(), meta)
         size_mb = path.stat().st_size / 2**20
         procs.print(f"accuracy {final['accuracy']:.4f} (error_rate {final['error_rate']:.4f}) on {data.split}; "
-                    f"{meta['train_seconds'] / 60:.1f} min in all ({meta['cpu_seconds'] / 60:.1f} CPU-min); "
+                    f"{meta.train_seconds / 60:.1f} min in all ({meta.cpu_seconds / 60:.1f} CPU-min); "
                     f"wrote {path} ({size_mb:.1f} MB)")
 
         # 7. Publish.

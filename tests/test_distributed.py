@@ -27,16 +27,16 @@ def test_two_processes_train_once_write_once_and_measure_what_they_saved(tmp_pat
     assert "batch 8 x 2 processes" in run.stdout
 
     meta, _ = load_model_file(out)
-    assert meta["recipe"]["world_size"] == 2 and meta["recipe"]["global_batch_size"] == 16
-    assert meta["command"].startswith("torchrun --nproc_per_node=2 ") and "train.py" in meta["command"]
-    assert [h["epoch"] for h in meta["history"]] == [1, 2]
-    assert [h["valid_images"] for h in meta["history"]] == [7, 7]  # each image evaluated once, not once per process
+    assert meta.recipe["world_size"] == 2 and meta.recipe["global_batch_size"] == 16
+    assert meta.command.startswith("torchrun --nproc_per_node=2 ") and "train.py" in meta.command
+    assert [h["epoch"] for h in meta.history] == [1, 2]
+    assert [h["valid_images"] for h in meta.history] == [7, 7]  # each image evaluated once, not once per process
 
     valid = load_data(str(data), seed=42)
     single = evaluate_model_file(out, valid.valid, valid.classes)  # one process, the saved file, eval_transform
     assert single["count"] == 7
-    assert meta["metrics"]["accuracy"] == single["accuracy"]
-    assert meta["metrics"]["valid_loss"] == pytest.approx(single["valid_loss"], abs=1e-5)
+    assert meta.metrics["accuracy"] == single["accuracy"]
+    assert meta.metrics["valid_loss"] == pytest.approx(single["valid_loss"], abs=1e-5)
 
 
 def test_evaluation_shards_cover_every_item_once():
