@@ -155,7 +155,7 @@ if __name__ == "__main__":
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model = Classifier.from_file(args.model)
-    print(f"model: {model.meta['arch']} {model.meta['img_size']} px, torch threads {torch.get_num_threads()}")
+    print(f"model: {model.meta.arch} {model.meta.img_size} px, torch threads {torch.get_num_threads()}")
     in_process(model, args.repeats)
     batch(model)
     http(model, args.repeats // 2)

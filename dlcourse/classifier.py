@@ -9,16 +9,16 @@ from PIL import Image
 
 from .errors import BadInput
 from .images import load_image
-from .modelfile import build_model, load_model_file
+from .modelfile import ModelInfo, build_model, load_model_file
 from .preprocess import eval_transform, image_to_uint8_tensor
 
 
 class Classifier:
     """A model file's network with its own preprocessing; safe to share between request threads."""
 
-    def __init__(self, meta: dict[str, Any], model: torch.nn.Module):
+    def __init__(self, meta: ModelInfo, model: torch.nn.Module):
         self.meta = meta
-        self.classes: list[str] = list(meta["classes"])
+        self.classes: list[str] = list(meta.classes)
         self.model = model.eval().to(memory_format=torch.channels_last)  # about 2x faster convolutions on CPU
         self.transform = eval_transform(meta)
 

@@ -4,6 +4,10 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .modelfile import ModelInfo
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "model" / "model.pkl"
 MODEL_FILENAME = "model.pkl"
@@ -44,7 +48,7 @@ def hub_token(environ: dict[str, str] = os.environ) -> str | None:
     return get_token()
 
 
-def push_to_hub(repo_id: str, model_path: str | Path, meta: dict, token: str | None = None,
+def push_to_hub(repo_id: str, model_path: str | Path, meta: ModelInfo, token: str | None = None,
                 report_files: dict[str, Path] | None = None) -> str:
     """Create the model repo `repo_id` if needed and upload the model file and a model card in one
     commit; the repo's URL. BadInput, in one line, for a missing token or any Hub failure.
@@ -74,7 +78,7 @@ def push_to_hub(repo_id: str, model_path: str | Path, meta: dict, token: str | N
                 *(CommitOperationAdd(path_in_repo=in_repo[name], path_or_fileobj=str(path))
                   for name, path in (report_files or {}).items()),
             ],
-            commit_message=f"Upload {MODEL_FILENAME} ({meta['arch']}, accuracy {meta['metrics'].get('accuracy', 0):.4f})",
+            commit_message=f"Upload {MODEL_FILENAME} ({meta.arch}, accuracy {meta.accuracy or 0:.4f})",
         )
     except Exception as error:  # unreachable Hub, bad token, no rights, bad repo name: all said in one line
         detail = " ".join(str(error).split())[:300]
@@ -84,13 +88,13 @@ def push_to_hub(repo_id: str, model_path: str | Path, meta: dict, token: str | N
     return str(url)
 
 
-def model_card(meta: dict, repo_id: str = "", report_files: dict[str, str] | None = None) -> str:
+def model_card(meta: ModelInfo, repo_id: str = "", report_files: dict[str, str] | None = None) -> str:
     """The README.md of a pushed model repo: what it is, how it was trained, how well it does.
 
-    With meta["report"], the validation report too (most confused, per class, top losses), and the
+    With meta.report, the validation report too (most confused, per class, top losses), and the
     figures `report_files` names ({"confusion_matrix": "report/confusion_matrix.png", ...})."""
-    metrics = meta.get("metrics", {})
-    classes = meta["classes"]
+    metrics = meta.metrics
+    classes = meta.classes
     shown = ", ".join(f"`{c}`" for c in classes[:40]) + (f" and {len(classes) - 40} more" if len(classes) > 40 else "")
     lines = [
         "---",
@@ -102,26 +106,30 @@ def model_card(meta: dict, repo_id: str = "", report_files: dict[str, str] | Non
         "- fastai-course",
         "---",
         "",
-        f"# {repo_id.split('/')[-1] or meta['arch']}",
+        f"# {repo_id.split('/')[-1] or meta.arch}",
         "",
-        f"A `{meta['arch']}` image classifier ({len(classes)} classes) trained with `train.py` of the "
-        "*Practical Deep Learning, hands on* Space, on " + str(meta.get("trained_on", "its own data")) + ".",
+        (f"A `{meta.arch}` image classifier ({len(classes)} classes) trained with `train.py` of the "
+         "*Practical Deep Learning, hands on* Space, on " + (meta.trained_on or "its own data") + "."
+         if meta.made_here else
+         f"A `{meta.arch}` image classifier ({len(classes)} classes) from a {meta.origin}, converted for the "
+         "*Practical Deep Learning, hands on* Space."),
         "",
         "| | |",
         "| --- | --- |",
-        f"| validation accuracy | {metrics.get('accuracy', float('nan')):.4f} |",
+        f"| validation accuracy | {meta.accuracy if meta.accuracy is not None else float('nan'):.4f} |",
         f"| validation error rate | {metrics.get('error_rate', float('nan')):.4f} |",
         f"| validation loss | {metrics.get('valid_loss', float('nan')):.4f} |",
-        f"| validation set | {meta.get('valid_split', '')} ({meta.get('valid_size', '?')} images) |",
-        f"| training images | {meta.get('train_size', '?')} |",
-        f"| architecture | `{meta['arch']}` ({'pretrained' if meta.get('pretrained') else 'from scratch'}) |",
-        f"| input | {meta['in_chans']} channel(s), {meta['img_size']} px, preprocessing `{meta['preprocessing']}` |",
-        f"| created | {meta.get('created', '')} |",
+        f"| validation set | {meta.valid_split or ''} ({meta.valid_size or '?'} images) |",
+        f"| training images | {meta.train_size or '?'} |",
+        f"| architecture | `{meta.arch}` ({'pretrained' if meta.pretrained else 'from scratch'}) |",
+        f"| input | {meta.in_chans} channel(s), {meta.img_size} px, preprocessing `{meta.preprocessing}` |",
+        f"| made with | {meta.origin} |",
+        f"| created | {meta.created or ''} |",
         "",
         f"Classes: {shown}.",
         "",
     ]
-    history = meta.get("history") or []
+    history = meta.history
     if history:
         lines += ["## Training", "", "| epoch | phase | train_loss | valid_loss | error_rate | seconds |",
                   "| --- | --- | --- | --- | --- | --- |"]
@@ -131,12 +139,12 @@ def model_card(meta: dict, repo_id: str = "", report_files: dict[str, str] | Non
             for h in history
         ]
         lines.append("")
-    if meta.get("command"):
-        lines += ["Trained with:", "", "```", meta["command"], "```", ""]
-    if meta.get("report"):
+    if meta.command:
+        lines += ["Trained with:", "", "```", meta.command, "```", ""]
+    if meta.report:
         from .report import model_card_section
 
-        lines.append(model_card_section(meta["report"], classes, report_files))
+        lines.append(model_card_section(meta.report, classes, report_files))
     lines += [
         "## Use",
         "",

@@ -145,7 +145,7 @@ def summary(
     thumbnail_px: int = THUMBNAIL_PX,
     lr_find: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The compact report for meta["report"]: plain values and one small uint8 tensor.
+    """The compact report for the model file's `report`: plain values and one small uint8 tensor.
 
     `images`: uint8 (k, C, H, W), the top-k loss images in top-loss order (see `denormalize`);
     stored as thumbnails at most `thumbnail_px` a side. Loads with torch.load(weights_only=True).

@@ -6,29 +6,133 @@ A model file is a `torch.save`d dict of plain values and tensors only, so it loa
 from __future__ import annotations
 
 import hashlib
+import math
 import pickle
 import re
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .errors import BadInput
+from .errors import BadInput, shown
 
 FORMAT = "dlcourse-model"
 FORMAT_VERSION = 1
 PREPROCESSING_KINDS = ("mnist", "photo")
+BODY_KINDS = ("timm",)
+HEAD_KINDS = ("timm",)
+RESIZE_METHODS = ("resize-crop",)
+PAD_MODES = ("reflection", "zeros", "border")
+OUR_ORIGIN = "train.py"
+
+
+@dataclass
+class ModelInfo:
+    """What a model file says about its network: how to build it, what it takes, what it answers, where it came from.
+
+    The file holds `to_dict()` (plain values, loadable with weights_only=True); `from_dict` checks and parses it.
+    """
+
+    arch: str  # timm or torchvision architecture name
+    classes: list[str]
+    in_chans: int
+    img_size: int  # square input, pixels
+    mean: list[float]  # normalisation, one value per input channel
+    std: list[float]
+    preprocessing: str = "photo"  # "mnist": find the digit in the picture first; "photo": the picture as it is
+    metrics: dict[str, float] = field(default_factory=dict)  # validation figures: accuracy, error_rate, valid_loss
+    body: str = "timm"  # "timm": timm.create_model(arch) whole; "torchvision"/"timm-features": a body under `head`
+    head: dict[str, Any] = field(default_factory=lambda: {"kind": "timm"})  # "timm": the arch's own; "fastai": create_head's settings
+    resize: str = "resize-crop"  # "resize-crop": short side, then centre crop (train.py); fastai's "crop", "squish", "pad"
+    pad_mode: str = "reflection"  # for resize "pad" (and "crop" of a small image): fastai's PadMode
+    origin: str = OUR_ORIGIN  # where the model came from: "train.py", "fastai export: vision_learner, resnet34"
+    examples: list[dict[str, Any]] = field(default_factory=list)  # a few validation images: {"image": uint8 tensor, "label"}
+    # What train.py records about the run that made the model (None/empty when it did not make it).
+    trained_on: str | None = None
+    valid_split: str | None = None
+    train_size: int | None = None
+    valid_size: int | None = None
+    skipped_files: int | None = None
+    pretrained: bool | None = None
+    weights: str | None = None
+    recipe: dict[str, Any] = field(default_factory=dict)
+    augment: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    report: dict[str, Any] | None = None  # interpretation.summary(): confusion matrix, most confused, top losses
+    train_seconds: float | None = None
+    cpu_seconds: float | None = None
+    created: str | None = None
+    command: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, meta: dict[str, Any], source: str = "the model file") -> "ModelInfo":
+        """Parse a file's description (format version 1 files included); BadInput, in one line, for a bad one."""
+        known = {item.name: item for item in fields(cls)}
+        values = {key: value for key, value in meta.items() if key in known}
+        for key, kind in REQUIRED.items():
+            if not isinstance(values.get(key), kind) or isinstance(values.get(key), bool):
+                raise BadInput(f"{source}: the model's metadata lacks {key!r} (a {kind.__name__}).")
+        info = cls(**values)
+        info.check(source)
+        return info
+
+    def to_dict(self) -> dict[str, Any]:
+        """The plain values a model file stores."""
+        return {item.name: getattr(self, item.name) for item in fields(self)}
+
+    def check(self, source: str = "the model file") -> None:
+        """BadInput, in one line, for a description no network or preprocessing can follow."""
+        choices = (("preprocessing", PREPROCESSING_KINDS), ("body", BODY_KINDS), ("resize", RESIZE_METHODS),
+                   ("pad_mode", PAD_MODES))
+        for name, allowed in choices:
+            if getattr(self, name) not in allowed:
+                raise BadInput(f"{source}: unknown {name} {shown(getattr(self, name))}; expected one of {allowed}.")
+        for name, kind in CONTAINERS.items():
+            if not isinstance(getattr(self, name), kind):
+                raise BadInput(f"{source}: the model's {name!r} is not a {kind.__name__}.")
+        if self.report is not None and not isinstance(self.report, dict):
+            raise BadInput(f"{source}: the model's 'report' is not a dict.")
+        if self.head.get("kind") not in HEAD_KINDS:
+            raise BadInput(f"{source}: unknown head {shown(self.head)}; expected a kind among {HEAD_KINDS}.")
+        if len(self.classes) < 2:
+            raise BadInput(f"{source}: a classifier needs at least two classes, not {shown(self.classes)}.")
+        if self.in_chans < 1 or self.img_size < 1:
+            raise BadInput(f"{source}: in_chans and img_size must be positive ({self.in_chans}, {self.img_size}).")
+        if len(self.mean) != self.in_chans or len(self.std) != self.in_chans:
+            raise BadInput(f"{source}: mean and std need one value per input channel ({self.in_chans}).")
+
+    @property
+    def accuracy(self) -> float | None:
+        """The validation accuracy every view shows: metrics' accuracy, else 1 - error rate, else the report's."""
+        candidates = [self.metrics.get("accuracy")]
+        if isinstance(self.metrics.get("error_rate"), (int, float)):
+            candidates.append(1 - self.metrics["error_rate"])
+        candidates.append((self.report or {}).get("accuracy"))
+        return next((float(value) for value in candidates
+                     if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)), None)
+
+    @property
+    def n_valid(self) -> int | None:
+        """How many validation images the accuracy was measured on, when recorded."""
+        for value in ((self.report or {}).get("n_valid"), self.metrics.get("valid_size"), self.valid_size):
+            if isinstance(value, int) and not isinstance(value, bool):
+                return value
+        return None
+
+    @property
+    def made_here(self) -> bool:
+        """True when this project's train.py made the model (not an import such as a fastai export)."""
+        return self.origin == OUR_ORIGIN
+
+
+
 # What every model file must say about itself, and the type each value has.
-REQUIRED_META = {
-    "arch": str,
-    "classes": list,
-    "in_chans": int,
-    "img_size": int,
-    "mean": list,
-    "std": list,
-    "preprocessing": str,
-    "metrics": dict,
-}
+REQUIRED = {"arch": str, "classes": list, "in_chans": int, "img_size": int, "mean": list, "std": list,
+            "preprocessing": str, "metrics": dict}
+CONTAINERS = {"classes": list, "mean": list, "std": list, "metrics": dict, "head": dict, "examples": list,
+              "recipe": dict, "augment": dict, "history": list, "versions": dict}
 
 
 def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
@@ -41,9 +145,10 @@ def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
     return digest.hexdigest()
 
 
-def save_model_file(path: str | Path, state_dict: dict[str, torch.Tensor], meta: dict[str, Any]) -> Path:
-    """Write weights and metadata (plain values: str, int, float, bool, None, lists, dicts, tensors)."""
-    _check_meta(meta, source=str(path))
+def save_model_file(path: str | Path, state_dict: dict[str, torch.Tensor], info: ModelInfo) -> Path:
+    """Write weights and their description (plain values: str, int, float, bool, None, lists, dicts, tensors)."""
+    info.check(source=str(path))
+    meta = info.to_dict()
     _check_plain(meta, "meta")
     weights = {name: tensor.detach().cpu().clone() for name, tensor in state_dict.items()}
     record = {
@@ -61,8 +166,8 @@ def save_model_file(path: str | Path, state_dict: dict[str, torch.Tensor], meta:
     return path
 
 
-def load_model_file(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
-    """(meta, state_dict) of a model file; BadInput for anything that is not one of ours, intact."""
+def load_model_file(path: str | Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
+    """(description, state_dict) of a model file; BadInput for anything that is not one of ours, intact."""
     path = Path(path)
     if not path.is_file():
         raise BadInput(f"No model file at {path}. Train one with `python train.py` (see README).")
@@ -84,26 +189,26 @@ def load_model_file(path: str | Path) -> tuple[dict[str, Any], dict[str, torch.T
     meta, state_dict = record.get("meta"), record.get("state_dict")
     if not isinstance(meta, dict) or not isinstance(state_dict, dict):
         raise BadInput(f"{path} is damaged: its metadata or weights are missing.")
-    _check_meta(meta, source=str(path))
+    info = ModelInfo.from_dict(meta, source=str(path))
     if weights_digest(state_dict) != record.get("weights_sha256"):
         raise BadInput(f"{path} was modified after it was written: its weights do not match their checksum.")
-    return meta, state_dict
+    return info, state_dict
 
 
-def build_model(meta: dict[str, Any], state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
+def build_model(info: ModelInfo, state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
     """The timm network the file describes, with its weights, in eval mode. Downloads nothing."""
     import timm  # imported here: reading metadata alone should not pay for timm
 
     try:
         model = timm.create_model(
-            meta["arch"], pretrained=False, num_classes=len(meta["classes"]), in_chans=meta["in_chans"]
+            info.arch, pretrained=False, num_classes=len(info.classes), in_chans=info.in_chans
         )
     except RuntimeError as error:  # timm's "Unknown model"
         raise BadInput(f"The model file names an architecture timm does not know: {error}") from None
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as error:
-        raise BadInput(f"The weights do not fit the architecture {meta['arch']!r}: {error}") from None
+        raise BadInput(f"The weights do not fit the architecture {info.arch!r}: {error}") from None
     return model.eval()
 
 
@@ -129,15 +234,3 @@ def _unpickling_reason(error: Exception) -> str:
     text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
     found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\.\s|\n|$)", text, re.S)
     return (found.group(1) if found else text.strip().splitlines()[0] if text.strip() else type(error).__name__)[:200]
-
-
-def _check_meta(meta: dict[str, Any], source: str) -> None:
-    for key, kind in REQUIRED_META.items():
-        if not isinstance(meta.get(key), kind):
-            raise BadInput(f"{source}: the model's metadata lacks {key!r} (a {kind.__name__}).")
-    if meta["preprocessing"] not in PREPROCESSING_KINDS:
-        raise BadInput(f"{source}: unknown preprocessing {meta['preprocessing']!r}; expected one of {PREPROCESSING_KINDS}.")
-    if len(meta["classes"]) < 2:
-        raise BadInput(f"{source}: a classifier needs at least two classes, not {meta['classes']}.")
-    if len(meta["mean"]) != meta["in_chans"] or len(meta["std"]) != meta["in_chans"]:
-        raise BadInput(f"{source}: mean and std need one value per input channel ({meta['in_chans']}).")

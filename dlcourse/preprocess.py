@@ -5,14 +5,13 @@ exactly as the validation metrics in the model file were measured.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 import torch
 from PIL import Image
 from torchvision.transforms import v2
 
 from .images import to_mnist_digit
+from .modelfile import ModelInfo
 
 
 class MatchChannels(torch.nn.Module):
@@ -31,22 +30,22 @@ class MatchChannels(torch.nn.Module):
         return image.expand(*image.shape[:-3], self.in_chans, *image.shape[-2:])
 
 
-def eval_transform(meta: dict[str, Any]) -> v2.Compose:
+def eval_transform(info: ModelInfo) -> v2.Compose:
     """uint8 tensor (C, H, W) -> normalised float tensor (in_chans, img_size, img_size)."""
-    size = meta["img_size"]
+    size = info.img_size
     return v2.Compose(
         [
             v2.Resize(size, antialias=True),
             v2.CenterCrop(size),
             v2.ToDtype(torch.float32, scale=True),
-            MatchChannels(meta["in_chans"]),
-            v2.Normalize(meta["mean"], meta["std"]),
+            MatchChannels(info.in_chans),
+            v2.Normalize(info.mean, info.std),
         ]
     )
 
 
-def image_to_uint8_tensor(image: Image.Image, meta: dict[str, Any]) -> torch.Tensor:
+def image_to_uint8_tensor(image: Image.Image, info: ModelInfo) -> torch.Tensor:
     """The model's view of a decoded RGB image before resizing: an MNIST-style digit or the photo."""
-    if meta["preprocessing"] == "mnist":
+    if info.preprocessing == "mnist":
         return torch.from_numpy(to_mnist_digit(image)).unsqueeze(0)
     return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).contiguous()

@@ -15,6 +15,7 @@ import torch
 
 from . import interpretation, plots
 from .lr_find import preserved_rng
+from .modelfile import ModelInfo
 
 TOP_LOSSES_CAPTION = "predicted / actual\nloss / probability of actual"
 FILES = {
@@ -85,14 +86,15 @@ def show_batch(batches: Iterable, classes: Sequence[str], mean: Sequence[float],
     return path
 
 
-def report_json(meta: dict[str, Any], summary: dict[str, Any], lr_find: dict[str, Any] | None = None
+def report_json(meta: ModelInfo, summary: dict[str, Any], lr_find: dict[str, Any] | None = None
                 ) -> dict[str, Any]:
     """Every figure of the report as plain JSON values."""
-    classes = list(meta["classes"])
+    classes = list(meta.classes)
     data = {key: value for key, value in summary.items() if not isinstance(value, torch.Tensor)}
     data["classes"] = classes
-    data["arch"] = meta.get("arch")
-    data["metrics"] = meta.get("metrics", {})
+    data["arch"] = meta.arch
+    data["origin"] = meta.origin
+    data["metrics"] = meta.metrics
     data["per_class"] = interpretation.per_class(summary["confusion_matrix"], classes)
     data["most_confused"] = [
         {"actual": a, "predicted": p, "count": c} for a, p, c in summary.get("most_confused", [])
@@ -102,7 +104,7 @@ def report_json(meta: dict[str, Any], summary: dict[str, Any], lr_find: dict[str
     return _json_safe(data)
 
 
-def write_report(out_dir: str | Path, meta: dict[str, Any], summary: dict[str, Any], *,
+def write_report(out_dir: str | Path, meta: ModelInfo, summary: dict[str, Any], *,
                  images: torch.Tensor | None = None, lr_find: dict[str, Any] | None = None) -> dict[str, Path]:
     """Write confusion_matrix.png, top_losses.png, curves.png and report.json into out_dir.
 
@@ -111,7 +113,7 @@ def write_report(out_dir: str | Path, meta: dict[str, Any], summary: dict[str, A
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    classes = list(meta["classes"])
+    classes = list(meta.classes)
     figures = {}
     title = f"Confusion matrix\n{summary['n_valid']:,} validation images, accuracy {summary['accuracy']:.2%}"
     figures["confusion_matrix"] = plots.confusion_matrix_figure(summary["confusion_matrix"], classes, title)
@@ -121,7 +123,7 @@ def write_report(out_dir: str | Path, meta: dict[str, Any], summary: dict[str, A
     if top and images is not None and len(images):
         figures["top_losses"] = plots.image_grid_figure(images[: len(top)], top_loss_captions(top),
                                                         title=TOP_LOSSES_CAPTION)
-    curves = summary.get("curves") or interpretation.curves(meta.get("history") or [])
+    curves = summary.get("curves") or interpretation.curves(meta.history)
     if curves:
         figures["curves"] = plots.curves_figure(curves)
     written = {name: out / FILES[name] for name in figures}
@@ -196,7 +198,7 @@ NO_REPORT_NOTE = (
 )
 
 
-def for_display(meta: dict[str, Any], max_pairs: int = 20) -> dict[str, Any]:
+def for_display(meta: ModelInfo, max_pairs: int = 20) -> dict[str, Any]:
     """Everything the app's "How good is this model?" section shows, from a model file's meta alone.
 
     {"headline": markdown, "note": markdown or None, "confusion_matrix": RGB array or None,
@@ -206,33 +208,24 @@ def for_display(meta: dict[str, Any], max_pairs: int = 20) -> dict[str, Any]:
     import numpy as np
     from PIL import Image
 
-    classes = list(meta["classes"])
-    summary = meta.get("report") or None
-    metrics = meta.get("metrics") or {}
-    view: dict[str, Any] = {"note": None, "confusion_matrix": None, "curves": None, "most_confused": [],
-                            "top_losses": []}
-    if summary:
-        accuracy, n_valid = summary.get("accuracy"), summary.get("n_valid")
-    else:
-        accuracy = metrics.get("accuracy")
-        if accuracy is None and isinstance(metrics.get("error_rate"), (int, float)):
-            accuracy = 1 - metrics["error_rate"]
-        n_valid = metrics.get("n_valid")
-        view["note"] = NO_REPORT_NOTE
-    if isinstance(accuracy, (int, float)) and math.isfinite(accuracy):
+    classes = list(meta.classes)
+    summary = meta.report or None
+    view: dict[str, Any] = {"note": None if summary else NO_REPORT_NOTE, "confusion_matrix": None, "curves": None,
+                            "most_confused": [], "top_losses": []}
+    accuracy, n_valid = meta.accuracy, meta.n_valid
+    if accuracy is not None:
         on = f" on {n_valid:,} validation images" if isinstance(n_valid, int) else " on the validation set"
         headline = f"**Validation accuracy: {accuracy:.2%}**{on} (error rate {1 - accuracy:.2%})."
     else:
         headline = "The model file records no validation accuracy."
-    validated_on = meta.get("valid_split")
-    if validated_on:
-        headline += f" Validated on {validated_on}."
+    if meta.valid_split:
+        headline += f" Validated on {meta.valid_split}."
     suggestions = ((summary or {}).get("lr_find") or {}).get("suggestions")
     if suggestions:
         headline += " Learning-rate finder: " + ", ".join(f"{k} {v:.1e}" for k, v in suggestions.items()) + "."
     view["headline"] = headline
 
-    curves = (summary or {}).get("curves") or interpretation.curves(meta.get("history") or [])
+    curves = (summary or {}).get("curves") or interpretation.curves(meta.history)
     if curves and any(curves.values()):
         view["curves"] = plots.to_array(plots.curves_figure(curves))
     if not summary:
@@ -289,11 +282,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BadInput as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    if not meta.get("report"):
+    if not meta.report:
         print(f"error: {args[0]} has no report (it was written before reports existed); retrain with train.py",
               file=sys.stderr)
         return 1
-    for name, path in write_report(args[1], meta, meta["report"]).items():
+    for name, path in write_report(args[1], meta, meta.report).items():
         print(f"{name}: {path}")
     return 0
 

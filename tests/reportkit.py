@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from dlcourse import interpretation, report
-from dlcourse.modelfile import save_model_file
+from dlcourse.modelfile import ModelInfo, save_model_file
 
 CLASSES = ["cat", "dog", "horse", "zebra"]
 IMG_SIZE = 24
@@ -23,7 +23,7 @@ HISTORY = [
 @dataclass
 class TinyModel:
     path: Path
-    meta: dict
+    meta: ModelInfo
     valid: TensorDataset  # normalised inputs and targets, in validation order
     logits: torch.Tensor
 
@@ -49,5 +49,6 @@ def tiny_model_file(path: Path, *, with_report: bool = True, n_valid: int = 60, 
             interp, history=HISTORY, images=report.top_loss_images(valid, top, MEAN, STD), k=k,
             lr_find={"suggestions": {"valley": 1e-3, "steep": 3e-3}, "start_lr": 1e-7, "end_lr": 10.0},
         )
-    save_model_file(path, model.state_dict(), meta)
-    return TinyModel(path, meta, valid, logits)
+    info = ModelInfo.from_dict(meta)
+    save_model_file(path, model.state_dict(), info)
+    return TinyModel(path, info, valid, logits)

@@ -106,7 +106,7 @@ def test_concurrent_requests_get_the_same_answers_as_sequential_ones(client, app
 
 def test_real_world_renderings_of_mnist_test_digits_are_classified(classifier, mnist_dir):
     """500 test digits as dark ink on paper, off-centre, thick, thin, grey photos, RGB ink: >= 97% right."""
-    if classifier.meta["preprocessing"] != "mnist":
+    if classifier.meta.preprocessing != "mnist":
         pytest.fail("the default model must be the digits model")
     images, labels = load_split(mnist_dir, "test")
     rng = np.random.default_rng(0)

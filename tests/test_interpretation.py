@@ -93,12 +93,12 @@ def test_denormalize_inverts_normalisation():
 
 
 def test_report_folder_has_the_figures_and_a_json_of_them(tiny, tmp_path):
-    written = report.write_report(tmp_path / "report", tiny.meta, tiny.meta["report"])
+    written = report.write_report(tmp_path / "report", tiny.meta, tiny.meta.report)
     assert set(written) == {"confusion_matrix", "top_losses", "curves", "json"}
     for name in ("confusion_matrix", "top_losses", "curves"):
         assert written[name].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     data = json.loads(written["json"].read_text())
-    summary = tiny.meta["report"]
+    summary = tiny.meta.report
     assert data["confusion_matrix"] == summary["confusion_matrix"] and data["classes"] == CLASSES
     assert [row["n"] for row in data["per_class"]] == [sum(row) for row in summary["confusion_matrix"]]
     assert data["most_confused"][0] == dict(zip(("actual", "predicted", "count"), summary["most_confused"][0]))

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import serving
-from dlcourse.modelfile import load_model_file
+from dlcourse.modelfile import ModelInfo, load_model_file
 from dlcourse.report import NO_REPORT_NOTE
 from dlcourse.ui import model_report
 from reportkit import tiny_model_file
@@ -46,7 +46,7 @@ def _fetch_image(url: str) -> Image.Image:
 def test_report_renders_from_a_model_file(tmp_path):
     tiny = tiny_model_file(tmp_path / "model.pkl")
     meta, _ = load_model_file(tiny.path)  # what the app has: the file's meta, no data set
-    summary = meta["report"]
+    summary = meta.report
     components = served_components(meta)
 
     assert components["report"]["type"] == "accordion"
@@ -77,10 +77,10 @@ def test_an_older_model_file_shows_its_metrics_and_history_and_says_what_is_miss
     tiny = tiny_model_file(tmp_path / "old.pkl", with_report=False)
     meta, _ = load_model_file(tiny.path)
     components = served_components(meta)
-    accuracy = meta["metrics"]["accuracy"]
+    accuracy = meta.metrics["accuracy"]
     assert f"Validation accuracy: {accuracy:.2%}" in components["report-summary"]["props"]["value"]
     assert components["report-note"]["props"]["value"] == NO_REPORT_NOTE
-    assert components["report-curves"]["images"][0].width > 200  # from meta["history"]
+    assert components["report-curves"]["images"][0].width > 200  # from meta.history
     for missing in ("report-confusion-matrix", "report-most-confused", "report-top-losses"):
         assert missing not in components
 
@@ -89,12 +89,12 @@ def test_an_older_model_file_shows_its_metrics_and_history_and_says_what_is_miss
 def test_a_bare_model_file_still_builds(tmp_path, meta_extra):
     from reportkit import CLASSES
 
-    meta = {"arch": "test_resnet", "classes": CLASSES, "in_chans": 1, "img_size": 24, "mean": [0.5],
-            "std": [0.25], "preprocessing": "photo", **meta_extra}
+    meta = ModelInfo.from_dict({"arch": "test_resnet", "classes": CLASSES, "in_chans": 1, "img_size": 24,
+                                "mean": [0.5], "std": [0.25], "preprocessing": "photo", **meta_extra})
     with gr.Blocks():
         model_report.build(meta)
     from dlcourse.report import for_display
 
     view = for_display(meta)
     assert view["curves"] is None and view["note"] == NO_REPORT_NOTE
-    assert ("75.00%" in view["headline"]) == ("error_rate" in meta["metrics"])
+    assert ("75.00%" in view["headline"]) == ("error_rate" in meta.metrics)

@@ -10,7 +10,7 @@ import torch
 
 from dlcourse.classifier import Classifier
 from dlcourse.errors import BadInput
-from dlcourse.modelfile import build_model, load_model_file, save_model_file
+from dlcourse.modelfile import ModelInfo, build_model, load_model_file, save_model_file
 from trainkit import Payload
 
 META = {
@@ -30,23 +30,23 @@ def model():
 
 @pytest.fixture
 def saved(tmp_path, model):
-    return save_model_file(tmp_path / "model.pkl", model.state_dict(), META)
+    return save_model_file(tmp_path / "model.pkl", model.state_dict(), ModelInfo.from_dict(META))
 
 
 def test_round_trip_gives_the_same_network_and_meta(saved, model):
     meta, state_dict = load_model_file(saved)
-    assert meta == META
+    assert meta == ModelInfo.from_dict(META) and meta.origin == "train.py" and meta.examples == []
     rebuilt = build_model(meta, state_dict)
     inputs = torch.randn(4, 1, 28, 28)
     with torch.inference_mode():
         assert torch.equal(rebuilt(inputs), model(inputs))
     assert not saved.with_name("model.pkl.partial").exists()
-    assert torch.load(saved, weights_only=True)["meta"] == META  # plain values only
+    assert torch.load(saved, weights_only=True)["meta"] == meta.to_dict()  # plain values only
 
 
 def test_a_classifier_loads_it(saved):
     classifier = Classifier.from_file(saved)
-    assert classifier.classes == ["a", "b", "c"] and classifier.meta["preprocessing"] == "mnist"
+    assert classifier.classes == ["a", "b", "c"] and classifier.meta.preprocessing == "mnist"
 
 
 @pytest.mark.parametrize("writer", ["torch.save", "pickle-2", "pickle-4", "pickle-5"])
@@ -126,14 +126,19 @@ def test_foreign_files_are_refused(tmp_path, model):
 def test_values_torch_could_not_load_back_are_refused_on_save(tmp_path, model):
     meta = dict(META, versions={"torch": torch.__version__})  # a TorchVersion, a str subclass
     with pytest.raises(BadInput, match=r"meta\['versions'\]\['torch'\] is a TorchVersion"):
-        save_model_file(tmp_path / "x.pkl", model.state_dict(), meta)
+        save_model_file(tmp_path / "x.pkl", model.state_dict(), ModelInfo.from_dict(meta))
     assert not (tmp_path / "x.pkl").exists()
 
 
 def test_incomplete_meta_is_refused_on_save_and_load(tmp_path, model):
     with pytest.raises(BadInput, match="'classes'"):
-        save_model_file(tmp_path / "x.pkl", model.state_dict(), {k: v for k, v in META.items() if k != "classes"})
-    path = save_model_file(tmp_path / "y.pkl", model.state_dict(), META)
+        ModelInfo.from_dict({k: v for k, v in META.items() if k != "classes"})
+    one_class = ModelInfo.from_dict(META)
+    one_class.classes = ["a"]
+    with pytest.raises(BadInput, match="two classes"):
+        save_model_file(tmp_path / "x.pkl", model.state_dict(), one_class)
+    assert not (tmp_path / "x.pkl").exists()
+    path = save_model_file(tmp_path / "y.pkl", model.state_dict(), ModelInfo.from_dict(META))
     record = torch.load(path, weights_only=True)
     record["meta"]["preprocessing"] = "sorcery"
     torch.save(record, path)

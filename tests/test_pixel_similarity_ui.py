@@ -12,7 +12,7 @@ from PIL import Image
 from conftest import EXAMPLES_DIR, serving
 from dlcourse.classifier import Classifier
 from dlcourse.hub import DEFAULT_MODEL_PATH
-from dlcourse.modelfile import save_model_file
+from dlcourse.modelfile import ModelInfo, save_model_file
 from dlcourse.ui import pixel_similarity as tab
 
 DIGITS_META = {
@@ -27,7 +27,7 @@ PHOTO_META = {**DIGITS_META, "classes": ["cat", "dog"], "in_chans": 3, "mean": [
 def tiny_classifier(folder: Path, meta: dict) -> Classifier:
     """A real Classifier from a real model file: a random timm `test_resnet`, described by `meta`."""
     model = timm.create_model(meta["arch"], num_classes=len(meta["classes"]), in_chans=meta["in_chans"])
-    return Classifier.from_file(save_model_file(folder / "model.pkl", model.state_dict(), meta))
+    return Classifier.from_file(save_model_file(folder / "model.pkl", model.state_dict(), ModelInfo.from_dict(meta)))
 
 
 def tab_alone(baseline, classifier) -> gr.Blocks:
@@ -178,7 +178,7 @@ def test_a_photo_model_is_said_not_to_be_a_digits_model(baseline, tmp_path):
     demo = tab_alone(baseline, tiny_classifier(tmp_path, PHOTO_META))
     text = by_elem_id(demo)["pix-classifier-accuracy"].value
     assert "not a digits model" in text and "93" not in text
-    assert "records no accuracy" in tab.classifier_markdown({**DIGITS_META, "metrics": {}})
+    assert "records no accuracy" in tab.classifier_markdown(ModelInfo.from_dict({**DIGITS_META, "metrics": {}}))
 
 
 def test_examples_are_real_mnist_digits_with_readable_labels():

@@ -84,16 +84,16 @@ def test_image_folder_end_to_end(trained):
     assert set(probs) == set(SHAPES) and sum(probs.values()) == pytest.approx(1.0, abs=1e-5)
 
     meta = classifier.meta
-    assert meta["arch"] == "test_resnet" and meta["in_chans"] == 3 and meta["img_size"] == 32
-    assert meta["preprocessing"] == "photo" and meta["pretrained"] is False
-    assert meta["train_size"] == 29 and meta["valid_size"] == 7 and meta["skipped_files"] == 2
-    assert [h["epoch"] for h in meta["history"]] == [1, 2]
-    assert meta["metrics"]["accuracy"] == meta["history"][-1]["accuracy"]
-    assert meta["command"].startswith("python ") and "--epochs 2" in meta["command"]
-    assert set(meta["versions"]) == {"torch", "timm", "torchvision", "python"}
-    assert meta["versions"]["torch"] == torch.__version__
-    assert re.match(r"\d{4}-\d\d-\d\dT", meta["created"])
-    assert meta["recipe"]["world_size"] == 1 and meta["augment"]["flip"] is True
+    assert meta.arch == "test_resnet" and meta.in_chans == 3 and meta.img_size == 32
+    assert meta.preprocessing == "photo" and meta.pretrained is False
+    assert meta.train_size == 29 and meta.valid_size == 7 and meta.skipped_files == 2
+    assert [h["epoch"] for h in meta.history] == [1, 2]
+    assert meta.metrics["accuracy"] == meta.history[-1]["accuracy"]
+    assert meta.command.startswith("python ") and "--epochs 2" in meta.command
+    assert set(meta.versions) == {"torch", "timm", "torchvision", "python"}
+    assert meta.versions["torch"] == torch.__version__
+    assert re.match(r"\d{4}-\d\d-\d\dT", meta.created)
+    assert meta.recipe["world_size"] == 1 and meta.augment["flip"] is True
 
 
 def test_stored_metrics_are_those_of_the_saved_model(trained, folder):
@@ -102,8 +102,8 @@ def test_stored_metrics_are_those_of_the_saved_model(trained, folder):
     data = load_data(str(folder), seed=42)
     measured = evaluate_model_file(path, data.valid, data.classes)
     assert measured["count"] == 7
-    assert measured["accuracy"] == meta["metrics"]["accuracy"]
-    assert measured["valid_loss"] == pytest.approx(meta["metrics"]["valid_loss"], abs=1e-5)
+    assert measured["accuracy"] == meta.metrics["accuracy"]
+    assert measured["valid_loss"] == pytest.approx(meta.metrics["valid_loss"], abs=1e-5)
 
 
 def test_labels_from_file_names(tmp_path):
@@ -252,16 +252,16 @@ def test_push_to_hub_unreachable_keeps_the_file(tmp_path, folder):
                     cwd=tmp_path, env=env)
     line = one_line_error(run)
     assert "--push-to-hub someone/shapes failed" in line and "kept" in line
-    assert load_model_file(out)[0]["classes"] == list(SHAPES)
+    assert load_model_file(out)[0].classes == list(SHAPES)
 
 
 def test_model_card_tells_what_the_model_is(trained):
     meta, _ = load_model_file(trained[1])
     card = model_card(meta, "someone/shapes")
     assert card.startswith("---\nlibrary_name: timm")
-    assert f"| validation accuracy | {meta['metrics']['accuracy']:.4f} |" in card
+    assert f"| validation accuracy | {meta.metrics['accuracy']:.4f} |" in card
     assert "`circle`, `square`, `triangle`" in card and "test_resnet" in card
-    assert meta["command"] in card and "MODEL_REPO=someone/shapes" in card
+    assert meta.command in card and "MODEL_REPO=someone/shapes" in card
     assert card.count("| all |") == 2  # one row per epoch
 
 
@@ -274,5 +274,5 @@ def test_fine_tune_from_a_local_checkpoint_freezes_then_unfreezes(folder, tmp_pa
     assert train_script.main(args) == 0
     assert "1 frozen + 1 epoch," in capsys.readouterr().out
     meta, _ = load_model_file(tmp_path / "tuned.pkl")
-    assert [h["phase"] for h in meta["history"]] == ["head", "all"]
-    assert meta["pretrained"] is True and meta["weights"] == "imagenet.pth" and meta["recipe"]["freeze_epochs"] == 1
+    assert [h["phase"] for h in meta.history] == ["head", "all"]
+    assert meta.pretrained is True and meta.weights == "imagenet.pth" and meta.recipe["freeze_epochs"] == 1

@@ -12,13 +12,13 @@ MAX_MB = 50
 def test_default_model_file_describes_itself(classifier):
     meta = classifier.meta
     assert DEFAULT_MODEL_PATH.stat().st_size <= MAX_MB * 2**20
-    assert meta["preprocessing"] == "mnist" and meta["in_chans"] == 1
-    assert meta["classes"] == [str(d) for d in range(10)]
-    assert meta["pretrained"] is False and meta["trained_on"] == "MNIST 5,000 training digits"
-    assert meta["valid_size"] == 10_000 and "test set" in meta["valid_split"]
-    assert meta["command"].startswith("python train.py --data mnist ") and "--no-pretrained" in meta["command"]
-    assert len(meta["history"]) == meta["recipe"]["epochs"] + meta["recipe"]["freeze_epochs"]
-    assert meta["metrics"]["accuracy"] >= 0.99
+    assert meta.preprocessing == "mnist" and meta.in_chans == 1
+    assert meta.classes == [str(d) for d in range(10)]
+    assert meta.pretrained is False and meta.trained_on == "MNIST 5,000 training digits"
+    assert meta.valid_size == 10_000 and "test set" in meta.valid_split
+    assert meta.command.startswith("python train.py --data mnist ") and "--no-pretrained" in meta.command
+    assert len(meta.history) == meta.recipe["epochs"] + meta.recipe["freeze_epochs"]
+    assert meta.metrics["accuracy"] >= 0.99
 
 
 def test_default_model_is_99_percent_right_on_the_mnist_test_set(classifier, mnist_dir):
@@ -33,4 +33,4 @@ def test_default_model_is_99_percent_right_on_the_mnist_test_set(classifier, mni
     accuracy = correct / len(digits)
     assert accuracy >= 0.99
     # What the file claims is what it does (up to a near-tie or two between float layouts).
-    assert abs(accuracy - classifier.meta["metrics"]["accuracy"]) <= 2 / len(digits)
+    assert abs(accuracy - classifier.meta.metrics["accuracy"]) <= 2 / len(digits)

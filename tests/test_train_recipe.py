@@ -4,13 +4,14 @@ from __future__ import annotations
 import torch
 from torchvision.transforms import v2
 
+from dlcourse.modelfile import ModelInfo
 from dlcourse.preprocess import eval_transform
 from dlcourse.training.data import ImageArrays, random_split
 from dlcourse.training.distributed import start
 from dlcourse.training.learner import Learner, Recipe, create_model, freeze_body, input_config
 from dlcourse.training.transforms import DIGIT_AUGMENT, PHOTO_AUGMENT, default_augment, train_transform
 
-DIGIT_META = {"img_size": 48, "in_chans": 1, "mean": [0.45], "std": [0.23]}
+DIGIT_META = ModelInfo(arch="test_resnet", classes=["0", "1"], img_size=48, in_chans=1, mean=[0.45], std=[0.23])
 
 
 def test_digit_augmentation_keeps_the_frame_and_never_flips():
@@ -29,7 +30,7 @@ def test_digit_augmentation_keeps_the_frame_and_never_flips():
 
 
 def test_photo_augmentation_crops_and_flips_rgb_into_the_model_channels():
-    meta = {"img_size": 32, "in_chans": 3, "mean": [0.5] * 3, "std": [0.25] * 3}
+    meta = ModelInfo(arch="test_resnet", classes=["a", "b"], img_size=32, in_chans=3, mean=[0.5] * 3, std=[0.25] * 3)
     transform = train_transform(meta, PHOTO_AUGMENT)
     kinds = [type(step) for step in transform.transforms]
     assert v2.RandomResizedCrop in kinds and v2.RandomHorizontalFlip in kinds
@@ -68,7 +69,7 @@ def test_frozen_phase_trains_only_the_head_and_norm_layers():
         assert all(p.requires_grad == expected for p in own), module
 
     images = torch.randint(0, 255, (16, 28, 28), dtype=torch.uint8)
-    meta = {"img_size": 28, "in_chans": 1, "mean": [0.5], "std": [0.25]}
+    meta = ModelInfo(arch="test_resnet", classes=["a", "b"], img_size=28, in_chans=1, mean=[0.5], std=[0.25])
     data = ImageArrays(images, [i % 2 for i in range(16)], eval_transform(meta))
     conv_before, fc_before = model.conv1[0].weight.clone(), model.fc.weight.clone()
     learner = Learner(model, data, data, Recipe(epochs=0, freeze_epochs=1, batch_size=8, workers=0), start("cpu"),

@@ -81,7 +81,7 @@ def test_push_to_hub_uploads_the_report_and_shows_it_in_the_model_card(tmp_path,
     from reportkit import tiny_model_file
 
     tiny = tiny_model_file(tmp_path / "model.pkl")
-    files = report.write_report(tmp_path / "reports" / "model", tiny.meta, tiny.meta["report"])
+    files = report.write_report(tmp_path / "reports" / "model", tiny.meta, tiny.meta.report)
     commits = []
 
     class FakeApi:  # the Hub, as far as push_to_hub talks to it
@@ -104,5 +104,5 @@ def test_push_to_hub_uploads_the_report_and_shows_it_in_the_model_card(tmp_path,
     for name in ("confusion_matrix", "top_losses", "curves"):
         assert f"](report/{name}.png)" in card
     assert "## How good is this model?" in card and "### Most confused" in card and "### Top losses" in card
-    actual, predicted, count = tiny.meta["report"]["most_confused"][0]
+    actual, predicted, count = tiny.meta.report["most_confused"][0]
     assert f"| {actual} | {predicted} | {count} |" in card

@@ -10,19 +10,19 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from ..errors import BadInput
-from ..modelfile import build_model, load_model_file
+from ..modelfile import ModelInfo, build_model, load_model_file
 from ..preprocess import eval_transform
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, meta: dict[str, Any], dataset, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+def predict(model: nn.Module, meta: ModelInfo, dataset, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """(logits (N, classes), targets (N,)) of every item of `dataset` (uint8 CHW images with class
     indices, e.g. `Data.valid`), through the model file's eval_transform, in one process, on the CPU."""
     model.eval()
@@ -47,10 +47,10 @@ def evaluate_model_file(path: str | Path, dataset, classes: Sequence[str] | None
     which must be the model's own when given). The loss uses the label smoothing the model trained with,
     so `valid_loss` is comparable with the figure stored in the file."""
     meta, state_dict = load_model_file(path)
-    if classes is not None and list(classes) != list(meta["classes"]):
-        raise BadInput(f"the data's classes {list(classes)[:5]}... are not the model's {meta['classes'][:5]}...")
+    if classes is not None and list(classes) != list(meta.classes):
+        raise BadInput(f"the data's classes {list(classes)[:5]}... are not the model's {meta.classes[:5]}...")
     logits, targets = predict(build_model(meta, state_dict), meta, dataset, batch_size)
-    smoothing = float(meta.get("recipe", {}).get("label_smoothing", 0.0))
+    smoothing = float(meta.recipe.get("label_smoothing", 0.0))
     return metrics(logits, targets, smoothing)
 
 

@@ -4,10 +4,9 @@ from __future__ import annotations
 import platform
 import shlex
 import sys
-from typing import Any
-
 import torch
 
+from ..modelfile import ModelInfo
 from .distributed import Processes
 
 
@@ -31,7 +30,7 @@ def command_line(procs: Processes, argv: list[str] | None = None) -> str:
     return shlex.join(launcher + [script] + args)
 
 
-def describe(meta: dict[str, Any], recipe, augment, pretrained: bool, procs: Processes, dtype) -> str:
+def describe(meta: ModelInfo, recipe, augment, pretrained: bool, procs: Processes, dtype) -> str:
     """One line about the run before it starts."""
     start = "pretrained" if pretrained else "from scratch"
     processes = f"{procs.world_size} processes" if procs.distributed else "1 process"
@@ -39,8 +38,8 @@ def describe(meta: dict[str, Any], recipe, augment, pretrained: bool, procs: Pro
     epochs = f"{recipe.epochs} epoch{'' if recipe.epochs == 1 else 's'}"
     phases = f"{recipe.freeze_epochs} frozen + {epochs}" if recipe.freeze_epochs else epochs
     return (
-        f"model: {meta['arch']} ({start}), {meta['in_chans']} channel(s) at {meta['img_size']} px, "
-        f"{len(meta['classes'])} classes\n"
+        f"model: {meta.arch} ({start}), {meta.in_chans} channel(s) at {meta.img_size} px, "
+        f"{len(meta.classes)} classes\n"
         f"training: {phases}, batch {recipe.batch_size} x {processes}, lr {recipe.lr:g}, wd {recipe.weight_decay:g}, "
         f"label smoothing {recipe.label_smoothing:g}, on {procs.device.type} in {precision}, {recipe.workers} loader workers\n"
         f"augment: {', '.join(f'{k}={v}' for k, v in augment.as_dict().items())}"

@@ -3,15 +3,17 @@ the validation report after it (confusion matrix, most confused, top losses, cur
 
 Only rank 0 looks and writes; under torchrun the other processes wait, and a learning rate picked by
 the finder reaches all of them. The figures go to the report folder (`--report-dir`, by default
-reports/<model file's stem>/); the compact summary goes into the model file as meta["report"].
+reports/<model file's stem>/); the compact summary goes into the model file's report.
 """
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ..modelfile import ModelInfo
     from .learner import Learner
 
 # Importing this module stays cheap (no torch, no matplotlib) so that `train.py --help` answers at once.
@@ -55,7 +57,7 @@ def stops_before_training(args: argparse.Namespace) -> bool:
     return (args.lr_find == "stop") or (args.show_batch and args.lr_find is None)
 
 
-def before_training(args: argparse.Namespace, learner: Learner, meta: dict[str, Any]) -> dict[str, Any] | None:
+def before_training(args: argparse.Namespace, learner: Learner, meta: ModelInfo) -> dict[str, Any] | None:
     """Show a batch and run the range test as asked (rank 0). Returns the finder's result as plain values,
     or None; with --lr-find valley|steep, every process gets the suggested lr in `learner.recipe`."""
     from .. import report
@@ -65,7 +67,7 @@ def before_training(args: argparse.Namespace, learner: Learner, meta: dict[str, 
     out = report_dir(args)
     found: dict[str, Any] | None = None
     if procs.is_main and args.show_batch:
-        path = report.show_batch(learner.train_loader, meta["classes"], meta["mean"], meta["std"],
+        path = report.show_batch(learner.train_loader, meta.classes, meta.mean, meta.std,
                                  out / report.FILES["show_batch"])
         procs.print(f"show-batch: {path}")
     if args.lr_find:
@@ -113,19 +115,19 @@ def run_lr_find(learner: Learner, args: argparse.Namespace):
             param.requires_grad_(flag)
 
 
-def after_training(args: argparse.Namespace, learner: Learner, meta: dict[str, Any], history: list[dict[str, Any]],
+def after_training(args: argparse.Namespace, learner: Learner, meta: ModelInfo, history: list[dict[str, Any]],
                    lr_found: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
     """Rank 0 only: the validation report. Prints the most confused pairs, writes the report folder and
-    returns (summary for meta["report"], {name: file written})."""
+    returns (summary for the model file's report, {name: file written})."""
     from .. import interpretation, report
 
     procs = learner.procs
     logits, targets = learner.predict()  # the whole validation set, in order
-    interp = interpretation.Interpretation(list(meta["classes"]), logits, targets)
+    interp = interpretation.Interpretation(list(meta.classes), logits, targets)
     top = interp.top_losses(args.top_losses)
-    images = report.top_loss_images(learner.valid_ds, top, meta["mean"], meta["std"])
+    images = report.top_loss_images(learner.valid_ds, top, meta.mean, meta.std)
     summary = interpretation.summary(interp, history=history, images=images, k=args.top_losses, lr_find=lr_found)
-    files = report.write_report(report_dir(args), meta | {"history": history}, summary, images=images,
+    files = report.write_report(report_dir(args), replace(meta, history=history), summary, images=images,
                                 lr_find=lr_found)
     out = report_dir(args)
     for name, made in (("lr_find", lr_found is not None), ("show_batch", args.show_batch)):  # before training

@@ -1,6 +1,6 @@
 """Training augmentations with torchvision.transforms.v2, on uint8 CHW tensors.
 
-Validation and the app use `dlcourse.preprocess.eval_transform(meta)` (resize + centre crop); training
+Validation and the app use `dlcourse.preprocess.eval_transform(info)` (resize + centre crop); training
 sees random variations of the same images, ending in the same dtype, channels and normalisation.
 Defaults differ for photos and digits: photos get fastai's random-resized-crop and flips; digits keep
 their whole frame (a crop can cut a stroke off), are never flipped (a flipped 2 is not a 2), and get small
@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torchvision.transforms import v2
 
+from ..modelfile import ModelInfo
 from ..preprocess import MatchChannels
 
 # Elastic distortion strength is given for a 28-pixel image and scaled with the image size;
@@ -55,9 +56,9 @@ def default_augment(preprocessing: str, **overrides: Any) -> Augment:
     return replace(base, **values)
 
 
-def train_transform(meta: dict[str, Any], augment: Augment) -> v2.Compose:
+def train_transform(meta: ModelInfo, augment: Augment) -> v2.Compose:
     """uint8 tensor (C, H, W) -> a randomly varied, normalised float tensor (in_chans, img_size, img_size)."""
-    size = meta["img_size"]
+    size = meta.img_size
     steps: list[torch.nn.Module] = []
     if augment.crop_scale:
         steps.append(v2.RandomResizedCrop(size, scale=tuple(augment.crop_scale), antialias=True))
@@ -81,7 +82,7 @@ def train_transform(meta: dict[str, Any], augment: Augment) -> v2.Compose:
         steps.append(v2.RandomApply([elastic], p=ELASTIC_P))
     steps += [
         v2.ToDtype(torch.float32, scale=True),
-        MatchChannels(meta["in_chans"]),
-        v2.Normalize(meta["mean"], meta["std"]),
+        MatchChannels(meta.in_chans),
+        v2.Normalize(meta.mean, meta.std),
     ]
     return v2.Compose(steps)

@@ -7,6 +7,7 @@ from typing import Any
 import gradio as gr
 
 from ..classifier import Classifier, classify_files
+from ..modelfile import ModelInfo
 from . import model_report
 from .common import ImageFile, digit_sketchpad, image_from_sketch, image_from_upload, shows_errors
 
@@ -14,34 +15,35 @@ EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "examples"
 TOP_K = 5
 
 
-def model_card_markdown(meta: dict[str, Any]) -> str:
-    """What the visitor should know about the served model, from its own metadata."""
-    metrics = meta.get("metrics", {})
-    accuracy = metrics.get("accuracy")
+def model_card_markdown(meta: ModelInfo) -> str:
+    """What the visitor should know about the served model, from its own description."""
+    accuracy = meta.accuracy
     rows = [
-        ("Architecture", f"`{meta['arch']}` ({meta['in_chans']} input channel{'s' if meta['in_chans'] > 1 else ''}, {meta['img_size']} px)"),
-        ("Validation accuracy", f"{accuracy:.2%}" if isinstance(accuracy, float) else "not recorded"),
-        ("Trained on", meta.get("trained_on", "not recorded")),
-        ("Validated on", meta.get("valid_split", "not recorded")),
-        ("Trained", str(meta.get("created", "not recorded"))[:10]),
-        ("Classes", ", ".join(map(str, meta["classes"][:20])) + (" …" if len(meta["classes"]) > 20 else "")),
+        ("Architecture", f"`{meta.arch}` ({meta.in_chans} input channel{'s' if meta.in_chans > 1 else ''}, {meta.img_size} px)"),
+        ("Made with", meta.origin),
+        ("Validation accuracy", f"{accuracy:.2%}" if accuracy is not None else "not recorded"),
+        ("Trained on", meta.trained_on or "not recorded"),
+        ("Validated on", meta.valid_split or "not recorded"),
+        ("Trained", (meta.created or "not recorded")[:10]),
+        ("Classes", ", ".join(map(str, meta.classes[:20])) + (" …" if len(meta.classes) > 20 else "")),
     ]
     table = "\n".join(f"| {name} | {value} |" for name, value in rows)
     return f"| About this model | |\n| --- | --- |\n{table}"
 
 
-def heading_markdown(meta: dict[str, Any]) -> str:
+def heading_markdown(meta: ModelInfo) -> str:
     """The tab's question and instructions, in the served model's own terms."""
-    classes = [str(name) for name in meta["classes"]]
-    if meta["preprocessing"] == "mnist":
+    classes = [str(name) for name in meta.classes]
+    if meta.preprocessing == "mnist":
         question, what = "Which digit is it?", "Upload, paste, snap or draw a handwritten digit"
     elif len(classes) <= 6:
         question, what = f"{', '.join(classes[:-1])} or {classes[-1]}?", "Upload, paste or snap a photo"
     else:
         question, what = f"Which of these {len(classes)} classes is it?", "Upload, paste or snap a photo"
+    made = "trained with this project's `train.py`" if meta.made_here else f"from a {meta.origin}"
     return (
         f"### {question[:1].upper()}{question[1:]}\n{what}; the model answers with its probability for each class. "
-        f"It is a `{meta['arch']}` CNN trained with this project's `train.py`."
+        f"It is a `{meta.arch}` CNN {made}."
     )
 
 
@@ -51,7 +53,7 @@ def example_files() -> list[str]:
 
 def build(classifier: Classifier) -> None:
     meta = classifier.meta
-    is_digits = meta["preprocessing"] == "mnist"
+    is_digits = meta.preprocessing == "mnist"
 
     @shows_errors
     def classify(image: str | None) -> dict[str, float]:

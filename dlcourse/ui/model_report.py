@@ -1,15 +1,14 @@
 """The Classify tab's "How good is this model?" section, read from the model file alone.
 
 Validation accuracy, training curves, the confusion matrix, the most confused pairs and the top
-losses, as train.py recorded them in meta["report"]. Everything is rendered once, when the page is
+losses, as train.py recorded them in the model file's report. Everything is rendered once, when the page is
 built; no request computes anything here.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import gradio as gr
 
+from ..modelfile import ModelInfo
 from ..report import for_display
 
 TITLE = "How good is this model?"
@@ -21,7 +20,7 @@ INTRO = (
 )
 
 
-def build(meta: dict[str, Any], *, open: bool = False) -> None:
+def build(meta: ModelInfo, *, open: bool = False) -> None:
     """Render the section inside the current Blocks context (elem_ids start with "report-")."""
     view = for_display(meta)
     with gr.Accordion(TITLE, open=open, elem_id="report"):
@@ -31,7 +30,7 @@ def build(meta: dict[str, Any], *, open: bool = False) -> None:
         if view["curves"] is not None:
             gr.Image(view["curves"], label="Training curves (per epoch)", show_label=False, format="png",
                      height=320, interactive=False, buttons=["fullscreen", "download"], elem_id="report-curves")
-        if not meta.get("report"):
+        if not meta.report:
             return
         with gr.Row(equal_height=False):
             gr.Image(view["confusion_matrix"], label="Confusion matrix", show_label=False, format="png",

@@ -8,6 +8,7 @@ import gradio as gr
 import pandas as pd
 
 from ..errors import BadInput
+from ..modelfile import ModelInfo
 from ..pixel_similarity import DISTANCE_NAMES, DISTANCES, MODES, Comparison, PixelBaseline, difference_picture, digit_picture
 from . import learn_pixels
 from .common import ImageFile, Picture, digit_sketchpad, image_from_sketch, image_from_upload, shows_errors
@@ -84,23 +85,22 @@ def accuracy_markdown(baseline: PixelBaseline) -> str:
     return "\n".join(rows) + f"\n\nAccuracy on {tested}. {source}{built}."
 
 
-def classifier_markdown(meta: dict[str, Any] | None) -> str:
+def classifier_markdown(meta: ModelInfo | None) -> str:
     """The Classify tab's model beside the baseline, when it reads digits; otherwise say why not."""
     if not meta:
         return "The Classify tab has no model loaded, so there is nothing to compare with."
-    if meta.get("preprocessing") != "mnist":
-        classes = ", ".join(map(str, meta.get("classes", [])[:6])) + (" …" if len(meta.get("classes", [])) > 6 else "")
+    if meta.preprocessing != "mnist":
+        classes = ", ".join(map(str, meta.classes[:6])) + (" …" if len(meta.classes) > 6 else "")
         return (
             f"The Classify tab's model is not a digits model (it tells apart photos of: {classes}), "
             "so it has no accuracy on MNIST to set beside the baseline."
         )
-    accuracy = meta.get("metrics", {}).get("accuracy")
-    validated_on = meta.get("valid_split")
-    where = f" on {validated_on}" if validated_on else ""
-    if not isinstance(accuracy, (int, float)):
-        return f"The Classify tab's model (`{meta.get('arch')}`) reads digits, but its file records no accuracy to compare."
+    accuracy = meta.accuracy
+    where = f" on {meta.valid_split}" if meta.valid_split else ""
+    if accuracy is None:
+        return f"The Classify tab's model (`{meta.arch}`) reads digits, but its file records no accuracy to compare."
     return (
-        f"**The Classify tab's model** (`{meta.get('arch')}`, a CNN that *learned* its features): "
+        f"**The Classify tab's model** (`{meta.arch}`, a CNN that *learned* its features): "
         f"**{accuracy:.2%}** on all ten digits{where}, against the baseline's "
         "all-ten accuracy above. That gap is what learning buys."
     )
