@@ -36,8 +36,9 @@ ModelName = Literal["linear", "simple net"]
 # ---- limits: values outside are clamped (with a note) so nothing can hang the server ----
 LR_RANGE = (1e-4, 10.0)
 EPOCHS_RANGE = (1, 200)
-# A request runs at most this many batches (epochs x batches per epoch): about a second of work.
-MAX_BATCHES = 20_000
+# A request runs at most this many batches (epochs x batches per epoch): a few seconds for simple net
+# with batches of one image, a fraction of a second with the default batches.
+MAX_BATCHES = 10_000
 
 
 # ---------------------------------------------------------------- the data

@@ -205,10 +205,7 @@ def fit_relus(dataset: DataSetName = "lesson", relus: int = 8, loss: LossName = 
         noise: noise level, 1 = the book's (0 to 10).
         points: number of points (3 to 1000).
     Returns:
-        A dict: "final" ({"loss", "fresh_loss", "constant", "relus": [{"slope", "intercept", "kink"}]}),
-        "trajectory" ({"loss": [...], "fresh_loss": [...]} per step), "least_squares" (the best quadratic's
-        {a, b, c, loss, fresh_loss}), "chasing_noise" (fresh-point loss rose while training loss fell),
-        "diverged", "message", "notes" (clamped inputs), "settings", "data" and "fresh" ({"x", "y"}).
+        A dict: "final" ({"loss", "fresh_loss", "constant", "relus": [{"slope", "intercept", "kink"}]}), "trajectory" ({"loss": [...], "fresh_loss": [...]} per step), "least_squares" (the best quadratic's {a, b, c, loss, fresh_loss}), "chasing_noise" (fresh-point loss rose while training loss fell), "diverged", "message", "notes" (clamped inputs), "settings", "data" and "fresh" ({"x", "y"}).
     """
     data = make_data(dataset, noise, points, seed)
     settings = sgd_settings(loss, lr, momentum, steps)

@@ -99,14 +99,12 @@ def build(baseline: PixelBaseline) -> None:
         Args:
             model: "linear" (784 weights and a bias) or "simple net" (Linear 784->30, ReLU, Linear 30->1).
             lr: learning rate of plain SGD (1e-4 to 10; out-of-range values are clamped and noted).
-            epochs: passes over the training images (1 to 200; at most 20,000 batches in all).
+            epochs: passes over the training images (1 to 200; at most 10,000 batches in all).
             batch_size: images per SGD step (1 to the number of training images).
             seed: random seed of the starting weights and of each epoch's shuffle.
             book_start: the book's first try: weights drawn with standard deviation 1 and batches in order (all 3s, then all 7s).
         Returns:
-            A dict: "valid_accuracy" and "train_loss" (one value per epoch), "start_accuracy" (before training),
-            "baseline_accuracy", "beats_baseline", "train_images", "valid_images", "message", "notes"
-            (clamped inputs), "settings" (the values used).
+            A dict: "valid_accuracy" and "train_loss" (one value per epoch), "start_accuracy" (before training), "baseline_accuracy", "beats_baseline", "train_images", "valid_images", "message", "notes" (clamped inputs), "settings" (the values used).
         """
         settings = lp.settings(model, lr, epochs, batch_size, seed, book_start, train_images=train_images)
         return lp.report(lp.train(data, settings), reference)
