@@ -1,12 +1,16 @@
 """The whole Space: one gr.Blocks with a tab per lesson."""
 from __future__ import annotations
 
+import ctypes
+
 import gradio as gr
+import torch
 
 from ..classifier import Classifier
 from ..images import MAX_FILE_BYTES
 from ..pixel_similarity import PixelBaseline
 from . import classify, pixel_similarity, quadratic
+from .sessions import build_session_configs_on_demand
 
 TITLE = "Practical Deep Learning, hands on"
 INTRO = (
@@ -30,6 +34,26 @@ MAX_QUEUE_SIZE = 64
 # its docstring; an image is passed as a data: URL or a public http(s) URL (local and private ones are refused).
 CSS = "#cls-image img, #pix-upload img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }"
 LAUNCH_OPTIONS = {"show_error": True, "max_file_size": MAX_FILE_BYTES, "css": CSS, "mcp_server": True}
+
+
+def prepare_process() -> None:
+    """Settings of the serving process, set before the first request (app.py and the tests' server call it).
+
+    Measured on a 2-core CPU with bench/load.py and bench/bench_serve.py (see the README):
+    - one torch thread per request: requests already run side by side (the queue's concurrency limits), and
+      two OpenMP threads per request on two busy cores spin against each other (a batch of 64 digits took
+      560 ms with 2 threads, 87 ms with 1; one digit 19-460 ms against 4 ms).
+    - sessions that start cheap (dlcourse/ui/sessions.py): Gradio built the config of all ~190 blocks for
+      every new session, which every plain-HTTP call is: 16 ms a request of the event loop's time.
+    - two malloc arenas: glibc otherwise gives every request thread an arena of its own, each keeping freed
+      memory; the server's resident memory grew ~130 MB over 600 requests after warm-up, ~25 MB with two.
+    """
+    torch.set_num_threads(1)
+    build_session_configs_on_demand()
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-8, 2)  # M_ARENA_MAX
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to set
 
 
 def build_demo(classifier: Classifier, baseline: PixelBaseline) -> gr.Blocks:

@@ -1,0 +1,196 @@
+"""The served Space against Gradio's floor: raw-HTTP latency of `python app.py` and of a no-op app of the same
+shapes (bench/noop_space.py), interleaved request by request; prints medians and their ratios.
+
+    .venv/bin/python bench/bench_serve.py [--requests 200]
+
+Both servers run as their own processes on 127.0.0.1, set up as the Space is (`prepare_process`, the launch
+options, the queue). Each request is what the README's curl example makes: `POST /gradio_api/call/<endpoint>`,
+then `GET` its event stream to the `complete` event (the image is uploaded once, before timing). Requests
+alternate between the two servers, and between endpoints, so drift of the machine's speed hits both alike.
+
+It also times the model's share: `Classifier.predict_batch` inside the served app's requests (the server is
+started with a timer around it) against the same call on the same image in this plain process, interleaved.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+import httpx  # noqa: E402
+
+from load import free_port  # noqa: E402
+from timing import percentile  # noqa: E402
+
+EXAMPLE = ROOT / "examples" / "mnist-test-7.png"
+TIMINGS_ENV = "BENCH_SERVE_TIMINGS"  # where the timed real app writes predict_batch's times on SIGUSR1
+FIT = {"dataset": "lesson", "noise": 1.0, "points": 20, "seed": 42, "a": 1.1, "b": 1.1, "c": 1.1, "loss": "mse",
+       "lr": 0.01, "momentum": 0.0, "steps": 100, "standardise": False}  # fit_quadratic's defaults: 100 SGD steps
+TARGETS = {"classify": 1.3, "pixel_similarity": 1.5, "fit_quadratic": 1.5}
+
+
+def serve_timed_app() -> None:
+    """Run app.py as `python app.py` does, with Classifier.predict_batch timed (wall and thread CPU, ms)."""
+    import runpy
+
+    from dlcourse.classifier import Classifier
+
+    times: list[tuple[float, float]] = []
+    untimed = Classifier.predict_batch
+
+    def predict_batch(self, images):
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return untimed(self, images)
+        finally:
+            times.append(((time.perf_counter() - wall) * 1000, (time.thread_time() - cpu) * 1000))
+
+    def dump(*_) -> None:
+        Path(os.environ[TIMINGS_ENV]).write_text(json.dumps(times))
+
+    Classifier.predict_batch = predict_batch
+    signal.signal(signal.SIGUSR1, dump)
+    sys.argv = [str(ROOT / "app.py")]
+    runpy.run_path(str(ROOT / "app.py"), run_name="__main__")
+
+
+class Server:
+    """One of the two servers, its own process on a free port of 127.0.0.1."""
+
+    def __init__(self, name: str, argv: list[str], env: dict[str, str]):
+        self.name, self.port = name, free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self.log = Path(tempfile.gettempdir()) / f"bench-serve-{name}-{os.getpid()}.log"
+        env = {**os.environ, **env, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(self.port),
+               "GRADIO_ANALYTICS_ENABLED": "False"}
+        env.pop("MODEL_REPO", None)  # the local model file: no traffic beyond 127.0.0.1
+        self.process = subprocess.Popen([sys.executable, *argv], cwd=ROOT, env=env, stdout=self.log.open("w"),
+                                        stderr=subprocess.STDOUT)
+        self.http = httpx.Client(base_url=self.url, timeout=60)
+
+    def wait_ready(self, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise SystemExit(f"{self.name} exited with {self.process.returncode}; see {self.log}")
+            try:
+                if self.http.get("/").status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise SystemExit(f"{self.name} did not serve within {timeout:.0f} s; see {self.log}")
+
+    def upload(self, path: Path) -> dict:
+        with path.open("rb") as f:
+            uploaded = self.http.post("gradio_api/upload", files={"files": f}).json()[0]
+        return {"path": uploaded, "meta": {"_type": "gradio.FileData"}}
+
+    def call(self, endpoint: str, data: list) -> str:
+        """POST the call, GET its event stream to the end; the stream's text."""
+        event = self.http.post(f"gradio_api/call/{endpoint}", json={"data": data}).json()["event_id"]
+        answer = self.http.get(f"gradio_api/call/{endpoint}/{event}").text
+        if "event: complete" not in answer:
+            raise SystemExit(f"{self.name} /{endpoint}: {answer[:300]}")
+        return answer
+
+    def stop(self) -> None:
+        self.http.close()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def requests_for(server: Server) -> dict[str, list]:
+    """Each endpoint's request data on this server (the example digit uploaded to it once)."""
+    image = server.upload(EXAMPLE)
+    return {"classify": [image], "pixel_similarity": [image, "all ten digits", "L2"], "fit_quadratic": list(FIT.values())}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=200, help="timed requests per endpoint and server")
+    parser.add_argument("--serve-timed-app", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_timed_app:
+        serve_timed_app()
+        return 0
+
+    import torch
+
+    from dlcourse.classifier import Classifier
+    from dlcourse.hub import model_file_path
+    from dlcourse.images import load_image
+    from dlcourse.ui.space import prepare_process
+
+    timings_file = Path(tempfile.gettempdir()) / f"bench-serve-timings-{os.getpid()}.json"
+    real = Server("app.py", [__file__, "--serve-timed-app"], {TIMINGS_ENV: str(timings_file)})
+    noop = Server("no-op", [str(ROOT / "bench" / "noop_space.py")], {})
+    prepare_process()  # the plain process computes as the served one does: one torch thread
+    classifier = Classifier.from_file(model_file_path({}))
+    plain_ms: list[float] = []
+
+    def plain_predict() -> None:
+        image = load_image(EXAMPLE)
+        start = time.perf_counter()
+        classifier.predict_batch([image])
+        plain_ms.append((time.perf_counter() - start) * 1000)
+
+    load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
+    try:
+        real.wait_ready()
+        noop.wait_ready()
+        data = {server.name: requests_for(server) for server in (real, noop)}
+        latency: dict[tuple[str, str], list[float]] = {}
+        for i in range(args.requests + 5):  # the first 5 rounds warm up
+            for endpoint in TARGETS:
+                pair = (real, noop) if i % 2 else (noop, real)
+                for server in pair:
+                    start = time.perf_counter()
+                    server.call(endpoint, data[server.name][endpoint])
+                    if i >= 5:
+                        latency.setdefault((server.name, endpoint), []).append((time.perf_counter() - start) * 1000)
+                if endpoint == "classify":
+                    plain_predict()
+        real.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 10
+        while not timings_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        served = json.loads(timings_file.read_text())
+    finally:
+        real.stop()
+        noop.stop()
+        timings_file.unlink(missing_ok=True)
+
+    print(f"{args.requests} requests per endpoint and server, interleaved; torch threads {torch.get_num_threads()}; "
+          f"load average before and after: {load_before}, {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print(f"{'endpoint':<20}{'app p50':>9}{'no-op p50':>11}{'ratio':>7}{'target':>8}{'app p95':>9}{'no-op p95':>11}")
+    for endpoint, target in TARGETS.items():
+        app, floor = latency[("app.py", endpoint)], latency[("no-op", endpoint)]
+        ratio = statistics.median(app) / statistics.median(floor)
+        print(f"/{endpoint:<19}{statistics.median(app):>9.1f}{statistics.median(floor):>11.1f}{ratio:>7.2f}"
+              f"{target:>7.1f}x{percentile(app, 95):>9.1f}{percentile(floor, 95):>11.1f}")
+    served = served[5:]  # the warm-up rounds' calls
+    served_wall, served_cpu = [wall for wall, _ in served], [cpu for _, cpu in served]
+    plain = statistics.median(plain_ms[5:])
+    print(f"predict_batch (one image): served p50 {statistics.median(served_wall):.2f} ms "
+          f"(its thread's CPU {statistics.median(served_cpu):.2f} ms) over {len(served)} calls, plain process "
+          f"p50 {plain:.2f} ms; ratio {statistics.median(served_wall) / plain:.2f} (target 1.1x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

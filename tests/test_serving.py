@@ -1,0 +1,56 @@
+"""The serving process's settings: Gradio sessions that build their blocks' configs on demand, and the same
+settings for app.py, the tests' server and the benchmarks' no-op app."""
+from __future__ import annotations
+
+import httpx
+from gradio.state_holder import SessionState
+from gradio_client import Client, handle_file
+
+from conftest import EXAMPLES_DIR
+from dlcourse.ui import sessions
+from dlcourse.ui.space import build_demo, prepare_process
+
+
+def eager_session(demo) -> SessionState:
+    """A session as Gradio itself builds it, every block's config up front."""
+    state = SessionState.__new__(SessionState)
+    sessions._gradio_init(state, demo)
+    return state
+
+
+def test_a_new_session_builds_no_config_until_read_and_then_the_same_as_gradio(classifier, baseline):
+    prepare_process()
+    demo = build_demo(classifier, baseline)
+    state = SessionState(demo)
+    assert isinstance(state.config_values, sessions.ConfigsOnDemand)
+    assert dict.__len__(state.config_values) == 0  # nothing built when the session starts
+    eager = eager_session(demo)
+    assert len(eager.config_values) > 100
+    assert list(state.components) == list(eager.components)
+
+
+def test_a_changed_component_reads_the_same_as_with_gradios_sessions(classifier, baseline):
+    prepare_process()
+    demo = build_demo(classifier, baseline)
+    markdown = next(key for key, block in demo.blocks.items() if type(block).__name__ == "Markdown")
+    lazy, eager = SessionState(demo), eager_session(demo)
+    for state in (lazy, eager):
+        state._update_value_in_config(markdown, "changed by a handler")
+    assert lazy.config_values[markdown] == eager.config_values[markdown]
+    assert lazy.config_values[markdown]["props"]["value"] == "changed by a handler"
+    assert list(lazy.components) == list(eager.components)
+
+
+def test_the_served_space_answers_plain_http_calls_and_deep_links(app_url):
+    with httpx.Client(base_url=app_url, timeout=60) as http:
+        with open(EXAMPLES_DIR / "mnist-test-7.png", "rb") as f:
+            path = http.post("gradio_api/upload", files={"files": f}).json()[0]
+        for _ in range(3):  # each call without a session_hash is a new Gradio session
+            event = http.post("gradio_api/call/classify",
+                              json={"data": [{"path": path, "meta": {"_type": "gradio.FileData"}}]}).json()["event_id"]
+            answer = http.get(f"gradio_api/call/classify/{event}").text
+            assert "event: complete" in answer and '"label": "7"' in answer, answer
+        client = Client(app_url, verbose=False)
+        assert client.predict(handle_file(EXAMPLES_DIR / "mnist-test-7.png"), api_name="/classify")["label"] == "7"
+        link = http.get("gradio_api/deep_link", params={"session_hash": client.session_hash})
+        assert link.status_code == 200 and link.json(), link.text  # the session's configs, built when read
