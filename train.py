@@ -244,7 +244,7 @@ def train(args: argparse.Namespace, procs) -> None:
 
         # 7. Publish.
         if args.push_to_hub:
-            url = push_to_hub(args.push_to_hub, path, meta, report_files=report_files)
+            url = push_to_hub(args.push_to_hub, path, report_files=report_files)
             procs.print(f"pushed to {url}; serve it in the Space with MODEL_REPO={args.push_to_hub}")
     distributed.barrier(procs)
 

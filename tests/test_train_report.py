@@ -91,15 +91,15 @@ def test_push_to_hub_uploads_the_report_and_shows_it_in_the_model_card(tmp_path,
         def create_repo(self, repo_id, **kwargs):
             return f"https://huggingface.co/{repo_id}"
 
-        def create_commit(self, repo_id, operations, **kwargs):
-            commits.append({op.path_in_repo: op.path_or_fileobj for op in operations})
+        def create_commit(self, repo_id, operations, **kwargs):  # read now: push's staging folder goes afterwards
+            commits.append({op.path_in_repo: Path(op.path_or_fileobj).read_bytes() for op in operations})
 
     monkeypatch.setattr(huggingface_hub, "HfApi", FakeApi)
-    push_to_hub("someone/shapes", tiny.path, tiny.meta, token="hf_test", report_files=files)
+    push_to_hub("someone/shapes", tiny.path, token="hf_test", report_files=files)
     (uploaded,) = commits
-    assert set(uploaded) == {"model.pkl", "README.md", "report/confusion_matrix.png", "report/top_losses.png",
-                             "report/curves.png", "report/report.json"}
-    assert uploaded["report/top_losses.png"] == str(files["top_losses"])
+    assert set(uploaded) == {"model.pkl", "model.safetensors", "config.json", "README.md", "report/confusion_matrix.png",
+                             "report/top_losses.png", "report/curves.png", "report/report.json"}
+    assert uploaded["report/top_losses.png"] == files["top_losses"].read_bytes()
     card = uploaded["README.md"].decode()
     for name in ("confusion_matrix", "top_losses", "curves"):
         assert f"](report/{name}.png)" in card

@@ -1,0 +1,173 @@
+"""`python -m dlcourse.hub stage`: the files a push uploads, timm's own among them, loaded offline by timm."""
+from __future__ import annotations
+
+import json
+import random
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+
+from dlcourse import hub, modelfile
+from dlcourse.classifier import Classifier
+from dlcourse.errors import BadInput
+from dlcourse.images import load_image
+from dlcourse.modelfile import load_model_file, save_model_file
+from trainkit import FAST, ROOT, SHAPES, make_image_folder, run_train, shape_image
+
+DIGIT = ROOT / "examples" / "mnist-test-7.png"  # a real MNIST test digit: 28x28, white on black
+
+
+@pytest.fixture(scope="module")
+def digits(tmp_path_factory) -> Path:
+    """The default model, staged as `--push-to-hub someone/digits` would upload it."""
+    folder = tmp_path_factory.mktemp("stage") / "digits"
+    hub.stage(hub.DEFAULT_MODEL_PATH, folder, "someone/digits")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def shapes_model(tmp_path_factory) -> Path:
+    """A 3-channel photo model trained by train.py on generated shapes."""
+    work = tmp_path_factory.mktemp("shapes")
+    run = run_train(["--data", str(make_image_folder(work / "data")), *FAST, "--epochs", "2",
+                     "--out", str(work / "shapes.pkl")], cwd=work)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return work / "shapes.pkl"
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
+
+
+def card_code(card: str, section: str = "## Use with timm") -> str:
+    """The first Python block of a model card section."""
+    return re.search(r"```python\n(.*?)```", card.split(section, 1)[1], re.S).group(1)
+
+
+def test_stage_writes_the_model_file_timm_files_card_and_report(digits):
+    assert files_in(digits) == ["README.md", "config.json", "model.pkl", "model.safetensors", "report/confusion_matrix.png",
+                                "report/curves.png", "report/report.json", "report/top_losses.png"]
+    assert (digits / "model.pkl").read_bytes() == hub.DEFAULT_MODEL_PATH.read_bytes()
+    config = json.loads((digits / "config.json").read_text())
+    assert (config["architecture"], config["num_classes"], config["label_names"]) == ("resnet10t", 10, list("0123456789"))
+    assert config["model_args"]["in_chans"] == 1
+    cfg = config["pretrained_cfg"]
+    assert (cfg["input_size"], cfg["mean"], cfg["std"]) == ([1, 48, 48], [0.449], [0.226])
+    assert (cfg["interpolation"], cfg["crop_pct"], cfg["crop_mode"]) == ("bilinear", 1.0, "center")
+    assert "tag" not in cfg  # timm's name of the ImageNet checkpoint: these weights are not it
+    card = (digits / "README.md").read_text()
+    assert 'timm.create_model("hf-hub:someone/digits", pretrained=True)' in card
+    assert "](report/confusion_matrix.png)" in card and "MODEL_REPO=someone/digits" in card
+
+
+def test_timm_loads_the_staged_files_with_the_apps_logits(digits):
+    classifier = Classifier.from_file(hub.DEFAULT_MODEL_PATH)
+    model = timm.create_model(f"local-dir:{digits}", pretrained=True).eval()
+    assert model.pretrained_cfg["label_names"] == classifier.classes
+    assert timm.data.resolve_data_config({}, model=model) == {
+        "input_size": (1, 48, 48), "interpolation": "bilinear", "mean": [0.449], "std": [0.226], "crop_pct": 1.0,
+        "crop_mode": "center"}
+    paths = sorted((ROOT / "examples").glob("*.png"))
+    inputs = torch.stack([classifier.to_input(load_image(path)) for path in paths])
+    with torch.inference_mode():
+        assert torch.allclose(model(inputs), classifier.model(inputs), atol=1e-5)
+
+
+def test_the_cards_timm_code_runs_and_agrees_with_the_app(digits):
+    """The card's own snippet, with the local folder for the Hub repo and a real MNIST digit for the picture."""
+    code = card_code((digits / "README.md").read_text())
+    code = code.replace("hf-hub:someone/digits", f"local-dir:{digits}").replace('"digit.png"', repr(str(DIGIT)))
+    scope: dict = {}
+    exec(code, scope)
+    app = Classifier.from_file(hub.DEFAULT_MODEL_PATH).predict(load_image(DIGIT))
+    (probability, label), *_ = scope["top5"]
+    assert label == next(iter(app)) == "7"
+    assert probability == pytest.approx(app["7"], abs=0.02)  # timm resizes the PIL image, the app the tensor
+
+
+def test_a_photo_model_round_trips_through_timm(shapes_model, tmp_path):
+    folder = tmp_path / "staged"
+    hub.stage(shapes_model, folder, "someone/shapes")
+    classifier = Classifier.from_file(shapes_model)
+    config = json.loads((folder / "config.json").read_text())
+    assert config["pretrained_cfg"]["input_size"] == [3, 32, 32] and config["label_names"] == list(SHAPES)
+    pictures = [shape_image(shape, random.Random(n)) for n, shape in enumerate(SHAPES * 3)]
+    inputs = torch.stack([classifier.to_input(picture) for picture in pictures])
+    model = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
+    with torch.inference_mode():
+        assert torch.allclose(model(inputs), classifier.model(inputs), atol=1e-5)
+
+    picture = tmp_path / "square.png"
+    pictures[1].save(picture)
+    code = card_code((folder / "README.md").read_text())
+    assert '.convert("RGB")' in code
+    scope: dict = {}
+    exec(code.replace("hf-hub:someone/shapes", f"local-dir:{folder}").replace('"picture.jpg"', repr(str(picture))), scope)
+    app = classifier.predict(load_image(picture))
+    assert {label: p for p, label in scope["top5"]} == pytest.approx(app, abs=0.02)
+
+
+def test_a_model_timm_cannot_build_gets_no_timm_files_and_the_card_says_why(tmp_path, monkeypatch):
+    """A fastai head (issue 11's converter writes such files): timm.create_model cannot rebuild it from a name."""
+    monkeypatch.setattr(modelfile, "HEAD_KINDS", (*modelfile.HEAD_KINDS, "fastai"))
+    info, state_dict = load_model_file(hub.DEFAULT_MODEL_PATH)
+    info.head = {"kind": "fastai", "lin_ftrs": [512]}
+    info.origin = "fastai export: vision_learner, resnet10t"
+    save_model_file(tmp_path / "fastai.pkl", state_dict, info)
+    staged = hub.stage(tmp_path / "fastai.pkl", tmp_path / "staged", "someone/bears")
+    assert "config.json" not in staged and "model.safetensors" not in staged and "model.pkl" in staged
+    card = (tmp_path / "staged" / "README.md").read_text()
+    assert "timm cannot load this model alone: its network is a timm body under a fastai head" in card
+    assert "hf-hub:" not in card and "Classifier.from_file" in card
+
+
+def test_push_uploads_exactly_the_staged_files(tmp_path, monkeypatch):
+    """The Hub, as far as push_to_hub talks to it, stubbed (it needs the network): one commit of the staged files."""
+    import huggingface_hub
+
+    commits = []
+
+    class StubHubApi:
+        def __init__(self, token=None):
+            assert token == "hf_test"
+
+        def create_repo(self, repo_id, **kwargs):
+            return f"https://huggingface.co/{repo_id}"
+
+        def create_commit(self, repo_id, operations, **kwargs):  # read now: the staging folder is gone afterwards
+            commits.append({op.path_in_repo: Path(op.path_or_fileobj).read_bytes() for op in operations})
+
+    monkeypatch.setattr(huggingface_hub, "HfApi", StubHubApi)
+    assert hub.push_to_hub("someone/digits", hub.DEFAULT_MODEL_PATH, token="hf_test") == "https://huggingface.co/someone/digits"
+    staged = hub.stage(hub.DEFAULT_MODEL_PATH, tmp_path / "staged", "someone/digits")
+    (uploaded,) = commits
+    assert sorted(uploaded) == staged
+    for name in ("model.pkl", "model.safetensors", "config.json", "README.md", "report/report.json"):
+        assert uploaded[name] == (tmp_path / "staged" / name).read_bytes(), name
+
+
+def test_stage_refuses_a_folder_with_files_and_a_file_that_is_not_a_model(tmp_path):
+    (tmp_path / "full").mkdir()
+    (tmp_path / "full" / "old.bin").write_bytes(b"x")
+    with pytest.raises(BadInput, match="not an empty folder"):
+        hub.stage(hub.DEFAULT_MODEL_PATH, tmp_path / "full")
+    (tmp_path / "notes.pkl").write_text("hello")
+    with pytest.raises(BadInput, match="not a model file"):
+        hub.stage(tmp_path / "notes.pkl", tmp_path / "new")
+    assert not (tmp_path / "new").exists()
+
+
+def test_stage_from_the_command_line(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "dlcourse.hub", "stage", str(hub.DEFAULT_MODEL_PATH),
+                          str(tmp_path / "out"), "--repo", "someone/digits"],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert sorted(Path(line).relative_to(tmp_path / "out").as_posix() for line in run.stdout.split()) == files_in(tmp_path / "out")
+    run = subprocess.run([sys.executable, "-m", "dlcourse.hub", "stage", str(tmp_path / "missing.pkl"), str(tmp_path / "x")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and run.stderr.count("\n") == 1 and run.stderr.startswith("error: No model file")
