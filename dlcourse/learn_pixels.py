@@ -238,7 +238,9 @@ class Training:
         """One batch: loss, gradient, step. Returns the batch's loss; closes the epoch after its last batch."""
         size = self.settings.batch_size
         rows = self.order[self.batch * size:(self.batch + 1) * size]
-        loss = mnist_loss(forward(self.params, self.data.train_x[rows]), self.data.train_y[rows])
+        # index_select: a few times faster than x[rows] for a batch of rows
+        loss = mnist_loss(forward(self.params, self.data.train_x.index_select(0, rows)),
+                          self.data.train_y.index_select(0, rows))
         loss.backward()
         optimiser = BasicOptim(self.params, self.settings.lr)
         optimiser.step()
