@@ -98,6 +98,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     t.add_argument("--amp", action=argparse.BooleanOptionalAction, default=True,
                    help="mixed precision on CUDA: bf16 where the GPU supports it, else fp16 (default: on); "
                         "CPU trains in float32")
+    t.add_argument("--compile", action="store_true",
+                   help="run the training steps through torch.compile (needs a C++ compiler on the CPU); the "
+                        "first steps wait for the compilation, later ones run faster where the model allows")
 
     a = p.add_argument_group("augmentation (defaults differ for photos and for --data mnist digits)")
     a.add_argument("--crop-scale", type=float, nargs="+", metavar="S",
@@ -153,7 +156,7 @@ def train(args: argparse.Namespace, procs) -> None:
     from dlcourse.preprocess import eval_transform
     from dlcourse.training import distributed, insight
     from dlcourse.training.data import CsvLabels, load_data
-    from dlcourse.training.export import command_line, describe, versions
+    from dlcourse.training.export import command_line, describe, pick_examples, versions
     from dlcourse.training.learner import Learner, Recipe, check_arch, create_model, input_config, seed_everything
     from dlcourse.training.transforms import default_augment, train_transform
 
@@ -191,8 +194,8 @@ def train(args: argparse.Namespace, procs) -> None:
         epochs=args.epochs,
         freeze_epochs=args.freeze_epochs if args.freeze_epochs is not None else (1 if pretrained else 0),
         lr=args.lr, batch_size=args.batch_size, weight_decay=args.wd, label_smoothing=args.label_smoothing,
-        workers=args.workers if args.workers is not None else _default_workers(procs.local_world_size),
-        amp=args.amp, seed=args.seed,
+        workers=args.workers if args.workers is not None else distributed.default_workers(procs.local_world_size),
+        amp=args.amp, seed=args.seed, compile=args.compile,
     )
     learner = Learner(model, data.train.with_transform(train_transform(meta, augment)),
                       data.valid.with_transform(eval_transform(meta)), recipe, procs)
@@ -209,10 +212,12 @@ def train(args: argparse.Namespace, procs) -> None:
     final = history[-1]
 
     # 5. Report (rank 0): confusion matrix, most confused pairs, top losses, curves -> the report folder;
-    #    a compact summary of it goes into the model file.
+    #    a compact summary of it goes into the model file, with a few small validation images per class that
+    #    the model gets right: the Classify tab's examples.
     report_files = {}
     if procs.is_main:
         meta.report, report_files = insight.after_training(args, learner, meta, history, lr_found)
+        meta.examples = pick_examples(data.valid, meta, learner.predict)
 
     # 6. Export: one self-describing file, written by rank 0 only.
     if procs.is_main:
@@ -260,11 +265,6 @@ def _crop_scale(values: list[float] | None) -> tuple[float, float] | None | bool
     if not 0 < low <= high:
         raise BadInput(f"--crop-scale {low} {high}: MIN must be above 0 and at most MAX.")
     return (low, high)
-
-
-def _default_workers(processes_here: int) -> int:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(8, cores // max(processes_here, 1) - 1))
 
 
 if __name__ == "__main__":

@@ -43,3 +43,25 @@ def test_evaluation_shards_cover_every_item_once():
     for world in (1, 2, 3, 8):
         shards = [shard(Processes(rank, world, rank, world, None), 7) for rank in range(world)]
         assert sorted(i for s in shards for i in s) == list(range(7))
+
+
+def test_two_processes_train_the_model_one_process_trains_with_the_same_global_batch(tmp_path):
+    """torchrun, 2 processes of batch 4, against one process of batch 8: the same weights after 6 steps.
+    A LayerNorm network (no batch statistics) and no random augmentation, so each step's global batch is
+    the only thing the two share; one process of batch 4 (other steps) shows the comparison can fail."""
+    data = make_image_folder(tmp_path / "data", per_class=12)  # 29 training images: 3 steps an epoch either way
+    fixed = ["--arch", "test_convnext", "--crop-scale", "0", "--no-flip", "--rotate", "0", "--epochs", "2"]
+    weights = {}
+    for name, launcher, batch in (("2x4", TORCHRUN, 4), ("1x8", None, 8), ("1x4", None, 4)):
+        out = tmp_path / f"{name}.pkl"
+        run = run_train(["--data", str(data), *FAST, *fixed, "--batch-size", str(batch), "--out", str(out)],
+                        cwd=tmp_path, launcher=launcher, env={"OMP_NUM_THREADS": "1"})
+        assert run.returncode == 0, run.stderr[-4000:]
+        weights[name] = load_model_file(out)[1]
+
+    def largest_difference(a: str, b: str) -> float:
+        return max((weights[a][k].float() - weights[b][k].float()).abs().max().item() for k in weights[a])
+
+    assert weights["2x4"].keys() == weights["1x8"].keys()
+    assert largest_difference("2x4", "1x8") < 1e-4
+    assert largest_difference("1x4", "1x8") > 1e-2

@@ -62,6 +62,13 @@ def start(device: str = "auto") -> Processes:
     return Processes(rank, world_size, local_rank, local_world_size, target)
 
 
+def default_workers(processes_here: int) -> int:
+    """Data loading processes per training process: this machine's cores shared out, one kept for the
+    training process itself, at most 8 (past that, more workers rarely help and cost memory)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(8, cores // max(processes_here, 1) - 1))
+
+
 def stop(procs: Processes) -> None:
     if procs.distributed and dist.is_initialized():
         dist.destroy_process_group()

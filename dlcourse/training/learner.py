@@ -4,11 +4,16 @@
 scratch); `Learner.fit` trains only the new head for `freeze_epochs` (norm layers too, as fastai does),
 then everything for `epochs`, each phase with AdamW under a one-cycle schedule, printing a table line per
 epoch. On CUDA it uses mixed precision (bf16 where the GPU supports it, else fp16 with loss scaling); on
-CPU, plain float32. Images and weights use the channels_last memory layout on both.
+CPU, plain float32. Images and weights use the channels_last memory layout on both; `Recipe.compile`
+runs the training steps through torch.compile.
 
 Several processes (torchrun): each trains on its shard of the training set (DistributedSampler) with its
 own `batch_size`, so the global batch is `batch_size * world_size`; the learning rate is used as given.
-Validation covers the whole validation set exactly once, split between processes, sums all-reduced.
+One process shuffles the same way (a DistributedSampler of one), so a global batch holds the same images
+whatever the number of processes: N processes of batch B train the model one process of batch N x B
+trains, exactly for networks without batch statistics (LayerNorm: ConvNeXt, ViT), while BatchNorm
+normalises over each process's share. Validation covers the whole validation set exactly once, split
+between processes, sums all-reduced.
 """
 from __future__ import annotations
 
@@ -48,6 +53,8 @@ class Recipe:
     workers: int = 2
     amp: bool = True  # mixed precision on CUDA; CPU always trains in float32
     seed: int = 42
+    channels_last: bool = True  # faster convolutions on CUDA (tensor cores) and on CPU (oneDNN), about 1.7x here
+    compile: bool = False  # torch.compile the training steps
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -148,9 +155,8 @@ class Learner:
                  log: Callable[[str], None] | None = None):
         self.recipe, self.procs = recipe, procs
         self.device = procs.device
-        # channels_last: faster convolutions on CUDA (tensor cores) and on CPU (oneDNN), about 1.7x here.
-        self.channels_last = True
-        self.model = model.to(self.device, memory_format=torch.channels_last)
+        self.channels_last = recipe.channels_last
+        self.model = model.to(self.device, memory_format=torch.channels_last if self.channels_last else torch.contiguous_format)
         self.train_ds, self.valid_ds = train_ds, valid_ds
         self.dtype = amp_dtype(self.device, recipe.amp)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
@@ -173,14 +179,12 @@ class Learner:
         if per_process < 2:
             raise BadInput(f"only {len(self.train_ds)} training images for {procs.world_size} process(es): "
                            "each process needs at least 2 (BatchNorm cannot learn from one).")
-        sampler = (
-            DistributedSampler(self.train_ds, procs.world_size, procs.rank, shuffle=True, seed=r.seed)
-            if procs.distributed else None
-        )
+        # One shuffle for any number of processes, drawn from the seed and the epoch (set_epoch): rank r
+        # takes every world_size-th image of it, so each step's global batch is the same set of images.
+        sampler = DistributedSampler(self.train_ds, procs.world_size, procs.rank, shuffle=True, seed=r.seed)
         return DataLoader(
             self.train_ds,
             batch_size=r.batch_size,
-            shuffle=sampler is None,
             sampler=sampler,
             generator=generator,
             num_workers=r.workers,
@@ -212,22 +216,32 @@ class Learner:
             self._fit_phase("all", r.epochs, r.lr / 2 if r.freeze_epochs > 0 else r.lr)
         return self.history
 
-    def _fit_phase(self, phase: str, epochs: int, lr: float) -> None:
-        r, procs = self.recipe, self.procs
-        # DDP registers the parameters that need gradients when it is built: one wrapper per phase.
+    def training_network(self) -> nn.Module:
+        """The module a training phase calls: the model, wrapped by DDP under torchrun (DDP registers the
+        parameters that need gradients when it is built, so one wrapper per phase), compiled when asked."""
         net: nn.Module = self.model
-        if procs.distributed:
+        if self.procs.distributed:
             net = DistributedDataParallel(self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None)
-        optimizer = torch.optim.AdamW(param_groups(self.model, r.weight_decay), lr=lr)
+        if self.recipe.compile:
+            net = torch.compile(net)
+        return net
+
+    def optimizer(self, lr: float) -> tuple[torch.optim.Optimizer, torch.amp.GradScaler]:
+        """AdamW over the trainable parameters, and the loss scaler fp16 needs (a no-op otherwise)."""
+        optimizer = torch.optim.AdamW(param_groups(self.model, self.recipe.weight_decay), lr=lr)
+        return optimizer, torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
+
+    def _fit_phase(self, phase: str, epochs: int, lr: float) -> None:
+        r = self.recipe
+        net = self.training_network()
+        optimizer, scaler = self.optimizer(lr)
         steps = epochs * len(self.train_loader)
         scheduler = torch.optim.lr_scheduler.OneCycleLR(
             optimizer, max_lr=lr, total_steps=steps, pct_start=PCT_START, final_div_factor=FINAL_DIV
         )
-        scaler = torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
         for _ in range(epochs):
             epoch = len(self.history) + 1
-            if isinstance(self.train_loader.sampler, DistributedSampler):
-                self.train_loader.sampler.set_epoch(epoch)
+            self.train_loader.sampler.set_epoch(epoch)
             start = time.perf_counter()
             train_loss, seen = self._train_epoch(net, optimizer, scheduler, scaler, epoch)
             train_seconds = time.perf_counter() - start
@@ -249,25 +263,30 @@ class Learner:
         batches = self.train_loader
         bar = _progress(batches, f"epoch {epoch}", self.procs.is_main)
         for inputs, targets in bar:
-            inputs = inputs.to(self.device, non_blocking=True)
-            if self.channels_last:
-                inputs = inputs.contiguous(memory_format=torch.channels_last)
-            targets = targets.to(self.device, non_blocking=True)
-            with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
-                loss = self.criterion(net(inputs), targets)
-            if not torch.isfinite(loss):
-                raise BadInput(f"training diverged at epoch {epoch} (the loss became {loss.item()}): lower --lr.")
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
+            loss = self.train_step(net, optimizer, scaler, inputs, targets).item()
+            if not math.isfinite(loss):
+                raise BadInput(f"training diverged at epoch {epoch} (the loss became {loss}): lower --lr.")
             scheduler.step()
-            loss_sum += loss.item() * len(targets)
+            loss_sum += loss * len(targets)
             seen += len(targets)
             if hasattr(bar, "set_postfix_str"):
                 bar.set_postfix_str(f"loss {loss_sum / seen:.4f}")
         total, count = distributed.all_sum(self.procs, [loss_sum, seen])
         return total / max(count, 1), int(count)
+
+    def train_step(self, net: nn.Module, optimizer, scaler, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """One optimiser step on a batch (moved to the device unless it is there already); the loss, on the device."""
+        inputs = inputs.to(self.device, non_blocking=True)
+        if self.channels_last:
+            inputs = inputs.contiguous(memory_format=torch.channels_last)
+        targets = targets.to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+            loss = self.criterion(net(inputs), targets)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        return loss.detach()
 
     # ----- evaluation -----
     @torch.inference_mode()
