@@ -20,9 +20,10 @@ from .errors import BadInput, shown
 FORMAT = "dlcourse-model"
 FORMAT_VERSION = 1
 PREPROCESSING_KINDS = ("mnist", "photo")
-BODY_KINDS = ("timm",)
-HEAD_KINDS = ("timm",)
-RESIZE_METHODS = ("resize-crop",)
+BODY_KINDS = ("timm", "torchvision", "timm-features")
+HEAD_KINDS = ("timm", "fastai")
+RESIZE_METHODS = ("resize-crop", "crop", "squish", "pad", "squish-crop")
+RESAMPLES = ("nearest", "bilinear", "bicubic", "lanczos", "box", "hamming")
 PAD_MODES = ("reflection", "zeros", "border")
 OUR_ORIGIN = "train.py"
 
@@ -42,10 +43,18 @@ class ModelInfo:
     std: list[float]
     preprocessing: str = "photo"  # "mnist": find the digit in the picture first; "photo": the picture as it is
     metrics: dict[str, float] = field(default_factory=dict)  # validation figures: accuracy, error_rate, valid_loss
-    body: str = "timm"  # "timm": timm.create_model(arch) whole; "torchvision"/"timm-features": a body under `head`
-    head: dict[str, Any] = field(default_factory=lambda: {"kind": "timm"})  # "timm": the arch's own; "fastai": create_head's settings
-    resize: str = "resize-crop"  # "resize-crop": short side, then centre crop (train.py); fastai's "crop", "squish", "pad"
-    pad_mode: str = "reflection"  # for resize "pad" (and "crop" of a small image): fastai's PadMode
+    # The network: "timm" is timm.create_model(arch) whole, with its own classifier (head {"kind": "timm"}); a
+    # fastai export's body, "torchvision" (the arch cut before pooling) or "timm-features" (fastai's TimmBody),
+    # carries fastai's head: {"kind": "fastai", "layers": [{"layer": "concat_pool"}, {"layer": "linear", ...}...]}.
+    body: str = "timm"
+    head: dict[str, Any] = field(default_factory=lambda: {"kind": "timm"})
+    # Resizing: "resize-crop" is train.py's (short side to img_size, centre crop, on tensors); fastai's Resize
+    # at inference is "crop" (centre), "squish" or "pad" (pad_mode), on the PIL image with `resample`;
+    # "squish-crop" is RandomResizedCrop's validation path: squish to img_size + resize_margin, centre crop.
+    resize: str = "resize-crop"
+    pad_mode: str = "reflection"
+    resample: str = "bilinear"
+    resize_margin: int = 0
     origin: str = OUR_ORIGIN  # where the model came from: "train.py", "fastai export: vision_learner, resnet34"
     examples: list[dict[str, Any]] = field(default_factory=list)  # a few validation images: {"image": uint8 tensor, "label"}
     # What train.py records about the run that made the model (None/empty when it did not make it).
@@ -85,7 +94,7 @@ class ModelInfo:
     def check(self, source: str = "the model file") -> None:
         """BadInput, in one line, for a description no network or preprocessing can follow."""
         choices = (("preprocessing", PREPROCESSING_KINDS), ("body", BODY_KINDS), ("resize", RESIZE_METHODS),
-                   ("pad_mode", PAD_MODES))
+                   ("pad_mode", PAD_MODES), ("resample", RESAMPLES))
         for name, allowed in choices:
             if getattr(self, name) not in allowed:
                 raise BadInput(f"{source}: unknown {name} {shown(getattr(self, name))}; expected one of {allowed}.")
@@ -94,11 +103,11 @@ class ModelInfo:
                 raise BadInput(f"{source}: the model's {name!r} is not a {kind.__name__}.")
         if self.report is not None and not isinstance(self.report, dict):
             raise BadInput(f"{source}: the model's 'report' is not a dict.")
-        if self.head.get("kind") not in HEAD_KINDS:
-            raise BadInput(f"{source}: unknown head {shown(self.head)}; expected a kind among {HEAD_KINDS}.")
+        if self.head.get("kind") not in HEAD_KINDS or (self.head["kind"] == "timm") != (self.body == "timm"):
+            raise BadInput(f"{source}: the head {shown(self.head)} does not go with the body {self.body!r}.")
         if len(self.classes) < 2:
             raise BadInput(f"{source}: a classifier needs at least two classes, not {shown(self.classes)}.")
-        if self.in_chans < 1 or self.img_size < 1:
+        if self.in_chans < 1 or self.img_size < 1 or not isinstance(self.resize_margin, int) or self.resize_margin < 0:
             raise BadInput(f"{source}: in_chans and img_size must be positive ({self.in_chans}, {self.img_size}).")
         if len(self.mean) != self.in_chans or len(self.std) != self.in_chans:
             raise BadInput(f"{source}: mean and std need one value per input channel ({self.in_chans}).")
@@ -174,6 +183,10 @@ def load_model_file(path: str | Path) -> tuple[ModelInfo, dict[str, torch.Tensor
     try:
         record = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
+        from . import fastai_export  # a fastai learn.export() file: read without unpickling its code
+
+        if fastai_export.looks_like_export(path):
+            return fastai_export.read_export(path)
         raise BadInput(
             f"{path} was refused: it holds Python objects, not just weights, and loading it could run code "
             "(a fastai Learner from learn.export() is such a file). Nothing in it was executed. "
@@ -195,20 +208,28 @@ def load_model_file(path: str | Path) -> tuple[ModelInfo, dict[str, torch.Tensor
     return info, state_dict
 
 
-def build_model(info: ModelInfo, state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
-    """The timm network the file describes, with its weights, in eval mode. Downloads nothing."""
+def build_network(info: ModelInfo) -> torch.nn.Module:
+    """The network the file describes, with fresh weights. Downloads nothing."""
+    if info.body != "timm":
+        from . import fastai_layers
+
+        return fastai_layers.build(info.body, info.arch, info.in_chans, info.head.get("layers", []))
     import timm  # imported here: reading metadata alone should not pay for timm
 
     try:
-        model = timm.create_model(
-            info.arch, pretrained=False, num_classes=len(info.classes), in_chans=info.in_chans
-        )
+        return timm.create_model(info.arch, pretrained=False, num_classes=len(info.classes), in_chans=info.in_chans)
     except RuntimeError as error:  # timm's "Unknown model"
         raise BadInput(f"The model file names an architecture timm does not know: {error}") from None
+
+
+def build_model(info: ModelInfo, state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
+    """The network the file describes, with its weights, in eval mode. Downloads nothing."""
+    model = build_network(info)
     try:
         model.load_state_dict(state_dict)
     except RuntimeError as error:
-        raise BadInput(f"The weights do not fit the architecture {info.arch!r}: {error}") from None
+        detail = " ".join(str(error).split())[:300]
+        raise BadInput(f"The weights do not fit the architecture {info.arch!r}: {detail}") from None
     return model.eval()
 
 

@@ -31,12 +31,14 @@ class MatchChannels(torch.nn.Module):
 
 
 def eval_transform(info: ModelInfo) -> v2.Compose:
-    """uint8 tensor (C, H, W) -> normalised float tensor (in_chans, img_size, img_size)."""
+    """uint8 tensor (C, H, W) -> normalised float tensor (in_chans, img_size, img_size).
+
+    train.py's models resize here; fastai's resize methods already ran on the PIL image (`fastai_resize`)."""
     size = info.img_size
+    resize = [v2.Resize(size, antialias=True), v2.CenterCrop(size)] if info.resize == "resize-crop" else []
     return v2.Compose(
         [
-            v2.Resize(size, antialias=True),
-            v2.CenterCrop(size),
+            *resize,
             v2.ToDtype(torch.float32, scale=True),
             MatchChannels(info.in_chans),
             v2.Normalize(info.mean, info.std),
@@ -45,7 +47,50 @@ def eval_transform(info: ModelInfo) -> v2.Compose:
 
 
 def image_to_uint8_tensor(image: Image.Image, info: ModelInfo) -> torch.Tensor:
-    """The model's view of a decoded RGB image before resizing: an MNIST-style digit or the photo."""
+    """The model's view of a decoded RGB image: an MNIST-style digit or the photo (fastai's: resized already)."""
     if info.preprocessing == "mnist":
         return torch.from_numpy(to_mnist_digit(image)).unsqueeze(0)
+    if info.resize != "resize-crop":
+        image = fastai_resize(image.convert("RGB"), info)
     return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).contiguous()
+
+
+PIL_RESAMPLES = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
+                 "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
+                 "box": Image.Resampling.BOX, "hamming": Image.Resampling.HAMMING}
+TV_PAD_MODES = {"zeros": "constant", "border": "edge", "reflection": "reflect"}  # fastai's _pad_modes
+
+
+def fastai_resize(image: Image.Image, info: ModelInfo) -> Image.Image:
+    """fastai's Resize (crop, squish, pad) or RandomResizedCrop as they run in learn.predict (split_idx 1)."""
+    size, resample = info.img_size, PIL_RESAMPLES[info.resample]
+    width, height = image.size
+    if info.resize == "squish-crop":  # squish to size + margin, then a centre crop of size
+        bigger = size + info.resize_margin
+        image = _crop_pad(image, (width, height), (0, 0), "zeros", (bigger, bigger), resample)
+        corner = (bigger - size) // 2
+        return _crop_pad(image, (size, size), (corner, corner), "zeros", None, resample)
+    if info.resize == "squish":
+        box, corner = (width, height), (0, 0)
+    else:  # the largest centred box of the target's shape inside the image (crop) or around it (pad)
+        across, down = width / size, height / size
+        scale = across if ((across > down) if info.resize == "pad" else (across < down)) else down
+        box = (int(scale * size), int(scale * size))
+        corner = (int(0.5 * (width - box[0])), int(0.5 * (height - box[1])))
+    return _crop_pad(image, box, corner, info.pad_mode, (size, size), resample)
+
+
+def _crop_pad(image: Image.Image, box: tuple[int, int], corner: tuple[int, int], pad_mode: str,
+              resize_to: tuple[int, int] | None, resample: int) -> Image.Image:
+    """fastai's Image._do_crop_pad: crop to `box` at `corner`, pad what lies outside, then resize."""
+    from torchvision.transforms.functional import pad
+
+    size = image.size
+    ends = (corner[0] + box[0], corner[1] + box[1])
+    if any(c >= 0 for c in corner) or any(e <= s for e, s in zip(ends, size)):
+        image = image.crop((max(corner[0], 0), max(corner[1], 0), min(ends[0], size[0]), min(ends[1], size[1])))
+    if any(c < 0 for c in corner) or any(e >= s for e, s in zip(ends, size)):
+        before = [max(-c, 0) for c in corner]
+        after = [max(e - s, 0) for e, s in zip(ends, size)]
+        image = pad(image, [*before, *after], padding_mode=TV_PAD_MODES[pad_mode])
+    return image.resize(resize_to, resample) if resize_to is not None else image
