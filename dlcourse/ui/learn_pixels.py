@@ -186,8 +186,9 @@ def build(baseline: PixelBaseline) -> None:
     outputs = [accuracy, loss, picture, status, state]
     private = {"api_visibility": "private", "show_progress": "hidden"}
     run_event = run_btn.click(train_epochs, [*settings, state], outputs, **private)
-    epoch_event = epoch_btn.click(train_one_epoch, [*settings, state], outputs, **private)
-    batch_event = batch_btn.click(step_batch, [*settings, state], outputs, **private)
+    # one training per visitor at a time: a click on another button stops an animated run first
+    epoch_event = epoch_btn.click(train_one_epoch, [*settings, state], outputs, cancels=[run_event], **private)
+    batch_event = batch_btn.click(step_batch, [*settings, state], outputs, cancels=[run_event], **private)
     running = [run_event, epoch_event, batch_event]
     reset_btn.click(reset, settings, outputs, cancels=running, **private)
     gr.on([model.input, seed.input, batch_size.input, book_start.input], reset, settings, outputs,
