@@ -8,6 +8,7 @@ import torch
 from PIL import Image
 
 from .errors import BadInput
+from .fast_forward import fastest_forward
 from .images import load_image
 from .modelfile import ModelInfo, build_model, load_model_file
 from .preprocess import eval_transform, image_to_uint8_tensor
@@ -20,6 +21,7 @@ class Classifier:
         self.meta = meta
         self.classes: list[str] = list(meta.classes)
         self.model = model.eval().to(memory_format=torch.channels_last)  # about 2x faster convolutions on CPU
+        self.forward = fastest_forward(self.model, meta.in_chans, meta.img_size)  # ONNX Runtime when it answers alike
         self.transform = eval_transform(meta)
 
     @classmethod
@@ -44,7 +46,7 @@ class Classifier:
     @torch.inference_mode()
     def probabilities(self, inputs: torch.Tensor) -> torch.Tensor:
         """Softmax over classes for a batch of prepared inputs (N, C, H, W)."""
-        return self.model(inputs).float().softmax(dim=1)
+        return self.forward(inputs).float().softmax(dim=1)
 
     def predict(self, image: Image.Image) -> dict[str, float]:
         """Probability of every class for one image, most likely first."""

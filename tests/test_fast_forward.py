@@ -1,0 +1,38 @@
+"""The classifier's forward pass on ONNX Runtime: the same answers as eager PyTorch, or eager PyTorch itself."""
+from __future__ import annotations
+
+import torch
+
+from conftest import EXAMPLES_DIR
+from dlcourse.fast_forward import TOLERANCE, OnnxForward, fastest_forward
+from dlcourse.images import load_image
+
+
+def test_the_served_model_runs_on_onnx_runtime_with_eager_pytorchs_probabilities(classifier):
+    assert isinstance(classifier.forward, OnnxForward)
+    images = [load_image(path) for path in sorted(EXAMPLES_DIR.glob("*.png"))]
+    inputs = classifier.batch_inputs([classifier.prepare(image) for image in images])
+    with torch.inference_mode():
+        eager = classifier.model(inputs).softmax(dim=1)
+    for start, stop in ((0, 1), (1, 5), (0, len(inputs))):  # one image, a few, all examples: any batch size
+        assert (classifier.probabilities(inputs[start:stop]) - eager[start:stop]).abs().max() <= TOLERANCE
+    labels = [next(iter(classifier.predict(image))) for image in images]
+    assert labels == [path.stem.rsplit("-", 1)[-1] for path in sorted(EXAMPLES_DIR.glob("*.png"))]
+
+
+class ExportFails(torch.nn.Module):
+    def forward(self, x):
+        return torch.from_numpy(x.numpy().mean(axis=(2, 3)))  # leaves torch: nothing to export
+
+
+class TracedBranch(torch.nn.Module):
+    """Answers by a Python branch on the batch size: an exported graph keeps the branch it was traced through."""
+
+    def forward(self, x):
+        means = x.mean(dim=(1, 2, 3))
+        return torch.stack([means, -means], dim=1) if x.shape[0] == 1 else torch.stack([-means, means], dim=1)
+
+
+def test_a_network_onnx_cannot_export_or_answers_differently_stays_eager():
+    for model in (ExportFails(), TracedBranch()):
+        assert fastest_forward(model, 1, 8) is model
