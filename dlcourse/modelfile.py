@@ -188,9 +188,9 @@ def load_model_file(path: str | Path) -> tuple[ModelInfo, dict[str, torch.Tensor
         if fastai_export.looks_like_export(path):
             return fastai_export.read_export(path)
         raise BadInput(
-            f"{path} was refused: it holds Python objects, not just weights, and loading it could run code "
-            "(a fastai Learner from learn.export() is such a file). Nothing in it was executed. "
-            f"Export the model with this project's train.py instead. ({_unpickling_reason(error)})"
+            f"{path} was refused: it holds Python objects, not just weights, and is neither a model file of "
+            "train.py nor a fastai Learner export; loading it could run code. Nothing in it was executed. "
+            f"({_unpickling_reason(error)})"
         ) from None
     except Exception as error:  # torch.load on arbitrary bytes raises many kinds (RuntimeError, KeyError, EOFError...)
         reason = " ".join(str(error).split()[:30]) or type(error).__name__
