@@ -186,6 +186,9 @@ def test_examples_are_real_mnist_digits_with_readable_labels():
     assert files and all(Path(f).name.startswith("mnist-") for f in files)
     assert tab.example_label(str(EXAMPLES_DIR / "mnist-test-3.png")) == "a 3"
     assert tab.example_label("mnist-baseline-says-9-truly-4.png") == "a 4 the baseline calls 9"
+    assert tab.examples_title(files) == ("Real MNIST test digits; the last 2: a 5 the baseline calls 3, "
+                                         "a 4 the baseline calls 9")
+    assert all("-says-" in Path(f).stem for f in files[-2:])  # the pictures show no names: the title says which
 
 
 @pytest.mark.skipif(not DEFAULT_MODEL_PATH.is_file(), reason="no default model/model.pkl yet")

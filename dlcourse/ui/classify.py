@@ -1,12 +1,17 @@
 """The Classify tab: drop, draw, paste or snap an image; get the model's label probabilities."""
 from __future__ import annotations
 
+import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import gradio as gr
+import torch
+from PIL import Image
 
 from ..classifier import Classifier, classify_files
+from ..images import MIN_SIDE
 from ..modelfile import ModelInfo
 from . import model_report
 from .common import ImageFile, digit_sketchpad, image_from_sketch, image_from_upload, shows_errors
@@ -47,8 +52,32 @@ def heading_markdown(meta: ModelInfo) -> str:
     )
 
 
-def example_files() -> list[str]:
+def digit_example_files() -> list[str]:
+    """The repository's examples: real MNIST test digits and digits re-rendered as photos of handwriting."""
     return sorted(str(path) for path in EXAMPLES_DIR.glob("*.png"))
+
+
+def model_example_files(meta: ModelInfo) -> list[str]:
+    """The served model's own examples (validation images it gets right), written once as PNG files."""
+    own = [example for example in meta.examples if usable_example(example, meta)]
+    if not own:
+        return []
+    folder = Path(tempfile.mkdtemp(prefix="dlcourse-examples-"))
+    paths = []
+    for n, example in enumerate(own):
+        path = folder / f"{n:02d}-{re.sub(r'[^A-Za-z0-9_-]+', '_', str(example['label']))[:40]}.png"
+        pixels = example["image"].permute(1, 2, 0).numpy()
+        Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def usable_example(example: Any, meta: ModelInfo) -> bool:
+    """An example a model file may carry: {"image": uint8 (1 or 3, H, W) tensor, 8-1024 px, "label": a class}."""
+    image = example.get("image") if isinstance(example, dict) else None
+    return (isinstance(image, torch.Tensor) and image.dtype == torch.uint8 and image.ndim == 3
+            and image.shape[0] in (1, 3) and all(MIN_SIDE <= side <= 1024 for side in image.shape[1:])
+            and example.get("label") in meta.classes)
 
 
 def build(classifier: Classifier) -> None:
@@ -108,11 +137,14 @@ def build(classifier: Classifier) -> None:
     run_batch.click(classify_batch, files, batch_results, api_name="classify_batch", concurrency_limit=1)
     image.upload(classify, image, label, api_visibility="private")
     run_sketch.click(classify_drawing, sketch, label, api_visibility="private")
-    examples = example_files()
+    # The model's own examples; the repository's digits for a digits model without them; else none.
+    examples, title = model_example_files(meta), "Validation images this model gets right"
+    if not examples and is_digits:
+        examples, title = digit_example_files(), "Real MNIST test digits, and digits re-rendered as photos of handwriting"
     if examples:
         with examples_row:
             gallery = gr.Examples(
-                examples=examples, inputs=image, example_labels=[Path(path).stem for path in examples],
-                examples_per_page=24, api_visibility="private", elem_id="cls-examples",
+                examples=examples, inputs=image, label=title, examples_per_page=24, api_visibility="private",
+                elem_id="cls-examples",
             )
         gallery.load_input_event.then(classify, image, label, api_visibility="private")
