@@ -63,7 +63,11 @@ straight. Add up N of them and a constant and the sum bends wherever one of them
 it can follow any curve, with no x² anywhere. Each faint line below is one ReLU; the red line is their sum.
 They are fitted by the same SGD as the quadratic (the loss, learning rate and momentum chosen above).
 The grey dots are fresh points from the same curve that the fit never sees: when more ReLUs only bend to
-follow this sample's noise, the loss on them rises while the training loss still falls."""
+follow this sample's noise, the loss on them rises while the training loss still falls.
+
+*What to try:* on the lesson's data choose MSE, learning rate 0.01 (log₁₀ −2) and momentum 0.9: 8 ReLUs beat
+the least-squares quadratic on the points they were fitted to; 32 fit them a little closer still, while
+their loss on the fresh points climbs back up from its lowest, and the tab says so."""
 
 EXPLAIN_LANDSCAPE = """\
 **The loss as a landscape.** The loss depends on a, b and c; hold one of them still and it becomes a map
