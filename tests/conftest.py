@@ -7,9 +7,14 @@ import socket
 from pathlib import Path
 from typing import Iterator
 
-import gradio as gr
-import pytest
-from gradio_client import Client
+# The tests reach nothing beyond this machine: no usage telemetry from Gradio, its client (which the MCP
+# server also runs) or huggingface_hub. Set before gradio and huggingface_hub are imported: they read these then.
+os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+
+import gradio as gr  # noqa: E402
+import pytest  # noqa: E402
+from gradio_client import Client  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 MNIST_DIR = ROOT / "data" / "mnist"

@@ -20,12 +20,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pytest
 from gradio.utils import get_upload_folder
 from gradio_client import handle_file
 from PIL import Image
 
 from conftest import EXAMPLES_DIR
+from test_mcp import call as mcp_call
+from test_mcp import data_url, texts
 
 SEVEN = EXAMPLES_DIR / "mnist-test-7.png"
 META = {"_type": "gradio.FileData"}
@@ -349,3 +352,155 @@ def test_gradio_client_gets_the_same_clear_errors(client, tmp_path):
     with pytest.raises(Exception, match="the limit is 50 megapixels"):
         client.predict(handle_file(tall), "3 or 7", "L1", api_name="/pixel_similarity")
     assert client.predict(handle_file(SEVEN), "all ten digits", "L2", api_name="/pixel_similarity")[0]["label"] == "7"
+
+
+# ---------------------------------------------------------------- the MCP route
+# Gradio's MCP server (/gradio_api/mcp/) makes a file out of a tool's file argument itself: a data: URL is
+# decoded into a file, an http(s) URL is fetched by the server (through Gradio's SSRF check), anything else is
+# refused; other arguments are checked against the tool's schema. The same promises hold as over HTTP, and
+# while these cases run the process may open no connection except to the app: a hook refuses the rest.
+
+def _beyond_the_app(url: httpx.URL, app: httpx.URL) -> bool:
+    return (url.host, url.port) != (app.host, app.port)
+
+
+@pytest.fixture
+def network_watched(app_url, monkeypatch) -> list[str]:
+    """Every HTTP request this process sends through httpx (Gradio's downloads and its client, the MCP client)
+    is recorded, and any beyond the app refused, as on a machine with no network. Afterwards: none was sent.
+
+    The server runs on uvloop, whose sockets no audit hook sees, so requests are watched where httpx sends them.
+    """
+    app = httpx.URL(app_url)
+    sent: list[str] = []
+    send_async, send = httpx.AsyncHTTPTransport.handle_async_request, httpx.HTTPTransport.handle_request
+
+    def refuse(request: httpx.Request) -> None:
+        sent.append(str(request.url))
+        if _beyond_the_app(request.url, app):
+            raise httpx.ConnectError(f"the tests reach nothing beyond the app: {request.url}", request=request)
+
+    async def watched_async(self, request):
+        refuse(request)
+        return await send_async(self, request)
+
+    def watched(self, request):
+        refuse(request)
+        return send(self, request)
+
+    monkeypatch.setattr(httpx.AsyncHTTPTransport, "handle_async_request", watched_async)
+    monkeypatch.setattr(httpx.HTTPTransport, "handle_request", watched)
+    yield sent
+    monkeypatch.undo()
+    # Gradio's SSRF check (safehttpx), when a name resolves only to private addresses, also asks dns.google's
+    # web API about that name (refused here, as offline); nothing else may leave for anywhere but the app.
+    elsewhere = [url for url in sent if _beyond_the_app(httpx.URL(url), app) and httpx.URL(url).host != "dns.google"]
+    assert not elsewhere, f"requests beyond the app: {elsewhere}"
+
+
+def mcp_good_request_succeeds(app_url: str) -> None:
+    result = mcp_call(app_url, "classify", {"image": data_url(SEVEN)})
+    assert not result.isError and "'label': '7'" in texts(result)[0], texts(result)
+
+
+LOCAL_PORT, APP_URL = "<local-port>", "<app-url>"
+NOT_A_URL = "Invalid file data format, provide a url ('http://...' or 'https://...')"
+PRIVATE = "failed validation"
+MCP_REFUSED = [
+    # server files: as a path, a file: URL, through "..", and as Gradio's file object (not a string: refused)
+    ("classify", {"image": "/etc/passwd"}, NOT_A_URL),
+    ("classify", {"image": SECRET}, NOT_A_URL),
+    ("classify", {"image": f"file://{SECRET}"}, NOT_A_URL),
+    ("classify", {"image": f"{UPLOAD_DIR}/../../etc/passwd"}, NOT_A_URL),
+    ("classify", {"image": {"path": SECRET, "meta": META}}, "is not of type 'string'"),
+    ("classify", {"image": {"path": SECRET}}, "is not of type 'string'"),
+    ("pixel_similarity", {"image": SECRET, "mode": "3 or 7", "distance": "L1"}, NOT_A_URL),
+    # URLs to this machine and to private addresses, spelled in several ways, and the app's own file route
+    ("classify", {"image": f"{LOCAL_URL}/seven.png"}, PRIVATE),
+    ("classify", {"image": f"http://localhost:{LOCAL_PORT}/seven.png"}, PRIVATE),
+    ("classify", {"image": f"http://[::1]:{LOCAL_PORT}/seven.png"}, PRIVATE),
+    ("classify", {"image": f"http://2130706433:{LOCAL_PORT}/seven.png"}, PRIVATE),
+    ("classify", {"image": f"http://0x7f000001:{LOCAL_PORT}/seven.png"}, PRIVATE),
+    ("classify", {"image": f"http://user:pw@127.0.0.1:{LOCAL_PORT}/seven.png"}, PRIVATE),
+    ("classify", {"image": "http://10.0.0.1/seven.png"}, PRIVATE),
+    ("classify", {"image": "http://192.168.1.1/seven.png"}, PRIVATE),
+    ("classify", {"image": "http://169.254.169.254/latest/meta-data/seven.png"}, PRIVATE),
+    ("classify", {"image": f"{APP_URL}gradio_api/file={SECRET}"}, PRIVATE),
+    ("classify", {"image": f"ftp://127.0.0.1:{LOCAL_PORT}/seven.png"}, NOT_A_URL),
+    ("pixel_similarity", {"image": f"{LOCAL_URL}/seven.png", "mode": "3 or 7", "distance": "L1"}, PRIVATE),
+    # not an image, and not base64
+    ("classify", {"image": "data:image/png;base64," + base64.b64encode(b"root:x:0:0:root:/root:/bin/sh").decode()},
+     "not an image that can be read"),
+    ("classify", {"image": "data:text/plain;base64," + base64.b64encode(b"hello").decode()}, "not an image that can be read"),
+    ("classify", {"image": "data:image/png;base64,!!!not*base64!!!"}, "Invalid base64-encoded string"),
+    # wrong types, missing, extra and unknown
+    ("classify", {}, "'image' is a required property"),
+    ("classify", {"image": 42}, "42 is not of type 'string'"),
+    ("classify", {"image": data_url(SEVEN), "model": "/etc/passwd"}, "`model` is not a valid key-word argument"),
+    ("fit_quadratic", {"a": "NaN"}, "'NaN' is not of type 'number'"),
+    ("fit_quadratic", {"dataset": "/etc/passwd"}, "'/etc/passwd' is not one of ['lesson', 'roller_coaster']"),
+    ("fit_quadratic", {"points": 1}, "needs at least 3 points"),
+    ("no_such_tool", {}, "Unknown tool"),
+]
+
+
+def mcp_fill(value: Any, secret: Path, local_url: str, app_url: str) -> Any:
+    value = fill(value, secret, local_url)
+    if isinstance(value, str):
+        return value.replace(LOCAL_PORT, local_url.rsplit(":", 1)[1]).replace(APP_URL, app_url)
+    if isinstance(value, dict):
+        return {key: mcp_fill(item, secret, local_url, app_url) for key, item in value.items()}
+    return value
+
+
+@pytest.mark.parametrize("tool, arguments, words", MCP_REFUSED,
+                         ids=[f"{i:02d}-{c[0]}-{c[2][:32]}" for i, c in enumerate(MCP_REFUSED)])
+def test_mcp_refuses_with_a_clear_error_then_the_next_call_succeeds(app_url, secret, local_site, network_watched,
+                                                                    tool, arguments, words):
+    url, hits = local_site
+    result = mcp_call(app_url, tool, mcp_fill(arguments, secret, url, app_url))
+    message = " ".join(texts(result))
+    assert result.isError, f"expected an error, got {message[:300]}"
+    assert words in message, message
+    assert len(message) < 400 and token(secret) not in message and "root:x:0:0" not in message, message
+    assert not hits, f"the server fetched {hits}"
+    mcp_good_request_succeeds(app_url)
+
+
+def test_mcp_refuses_an_image_beyond_the_pixel_limit(app_url, network_watched):
+    buffer = io.BytesIO()
+    Image.new("1", (20_000, 3_000)).save(buffer, format="PNG")  # 60 megapixels in 10 KB
+    image = "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+    result = mcp_call(app_url, "classify", {"image": image})
+    assert result.isError and "the limit is 50 megapixels" in texts(result)[0]
+    mcp_good_request_succeeds(app_url)
+
+
+def test_mcp_refuses_a_request_over_4_mb_before_reading_it(app_url, network_watched):
+    """The mcp package's server reads at most 4 MB of a request (its default, which Gradio keeps): a bigger
+    inline image is refused by HTTP 413 while it arrives. Up to that, long strings get a refusal that quotes them."""
+    big = "data:image/png;base64," + base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * (5 * 2**20)).decode()
+    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                       "params": {"name": "classify", "arguments": {"image": big}}})
+    response = httpx.post(app_url + "gradio_api/mcp/", content=body, timeout=60,
+                          headers={"Content-Type": "application/json", "Accept": "application/json, text/event-stream"})
+    assert response.status_code == 413 and "Request body too large" in response.text
+    mcp_good_request_succeeds(app_url)
+    # 3 MB strings where a file and a number belong: refused (Gradio and the schema check quote them whole)
+    result = mcp_call(app_url, "classify", {"image": "A" * 3_000_000})
+    assert result.isError and texts(result)[0].startswith(NOT_A_URL)
+    result = mcp_call(app_url, "fit_quadratic", {"a": "9" * 3_000_000})
+    assert result.isError and texts(result)[0].endswith("is not of type 'number'")
+    mcp_good_request_succeeds(app_url)
+
+
+def test_mcp_accepts_an_inline_image_just_under_the_limit(app_url, network_watched):
+    """A 2,200 px seven with noise that defeats compression: ~2.4 MB of PNG (~3.3 MB as base64) still arrives."""
+    side = 2200
+    seven = np.asarray(Image.open(SEVEN).convert("L").resize((side, side)), dtype=np.uint8)
+    noise = np.frombuffer(os.urandom(side * side), dtype=np.uint8).reshape(side, side) % 16
+    buffer = io.BytesIO()
+    Image.fromarray(np.maximum(seven, noise)).save(buffer, format="PNG")
+    assert 2.2 * 2**20 < len(buffer.getvalue()) < 2.9 * 2**20
+    result = mcp_call(app_url, "classify", {"image": "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()})
+    assert not result.isError and "'label': '7'" in texts(result)[0], texts(result)
