@@ -103,11 +103,12 @@ def stage(model_path: str | Path, folder: str | Path, repo_id: str = "",
           report_files: dict[str, Path] | None = None) -> list[str]:
     """Write into `folder` (new or empty) exactly what a push uploads; their names in the repo, sorted.
 
-    model.pkl (the file itself), model.safetensors and config.json in timm's own layout when timm can build the
-    network alone, README.md (the model card), and report/ with `report_files`, or with the figures redrawn
-    from the file's own report summary."""
+    model.pkl (the file itself; a fastai export converted to this project's format), model.safetensors and
+    config.json in timm's own layout when timm can build the network alone, README.md (the model card), and
+    report/ with `report_files`, or with the figures redrawn from the file's own report summary."""
     from .errors import BadInput
-    from .modelfile import build_model, load_model_file
+    from .fastai_export import looks_like_export
+    from .modelfile import build_model, load_model_file, save_model_file
 
     info, state_dict = load_model_file(model_path)
     folder = Path(folder)
@@ -115,7 +116,10 @@ def stage(model_path: str | Path, folder: str | Path, repo_id: str = "",
         raise BadInput(f"{folder} is not an empty folder: staging writes exactly the files a push uploads, "
                        "so it needs a new or empty one.")
     folder.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(model_path, folder / MODEL_FILENAME)
+    if looks_like_export(model_path):  # a fastai export: uploaded in this project's weights-only format
+        save_model_file(folder / MODEL_FILENAME, state_dict, info)
+    else:
+        shutil.copyfile(model_path, folder / MODEL_FILENAME)
     if timm_cannot_load(info) is None:
         write_timm_files(build_model(info, state_dict), info, folder)
     if report_files is None and info.report:

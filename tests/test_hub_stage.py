@@ -12,11 +12,10 @@ import pytest
 import timm
 import torch
 
-from dlcourse import hub, modelfile
+from dlcourse import hub
 from dlcourse.classifier import Classifier
 from dlcourse.errors import BadInput
 from dlcourse.images import load_image
-from dlcourse.modelfile import load_model_file, save_model_file
 from trainkit import FAST, ROOT, SHAPES, make_image_folder, run_train, shape_image
 
 DIGIT = ROOT / "examples" / "mnist-test-7.png"  # a real MNIST test digit: 28x28, white on black
@@ -75,7 +74,9 @@ def test_timm_loads_the_staged_files_with_the_apps_logits(digits):
     paths = sorted((ROOT / "examples").glob("*.png"))
     inputs = torch.stack([classifier.to_input(load_image(path)) for path in paths])
     with torch.inference_mode():
-        assert torch.allclose(model(inputs), classifier.model(inputs), atol=1e-5)
+        logits = model(inputs)
+        assert torch.allclose(logits, classifier.model(inputs), atol=1e-5)  # the app's network
+        assert torch.allclose(logits, classifier.forward(inputs), atol=1e-4)  # its forward pass as served (ONNX)
 
 
 def test_the_cards_timm_code_runs_and_agrees_with_the_app(digits):
@@ -100,7 +101,9 @@ def test_a_photo_model_round_trips_through_timm(shapes_model, tmp_path):
     inputs = torch.stack([classifier.to_input(picture) for picture in pictures])
     model = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
     with torch.inference_mode():
-        assert torch.allclose(model(inputs), classifier.model(inputs), atol=1e-5)
+        logits = model(inputs)
+        assert torch.allclose(logits, classifier.model(inputs), atol=1e-5)
+        assert torch.allclose(logits, classifier.forward(inputs), atol=1e-4)
 
     picture = tmp_path / "square.png"
     pictures[1].save(picture)
@@ -112,18 +115,25 @@ def test_a_photo_model_round_trips_through_timm(shapes_model, tmp_path):
     assert {label: p for p, label in scope["top5"]} == pytest.approx(app, abs=0.02)
 
 
-def test_a_model_timm_cannot_build_gets_no_timm_files_and_the_card_says_why(tmp_path, monkeypatch):
-    """A fastai head (issue 11's converter writes such files): timm.create_model cannot rebuild it from a name."""
-    monkeypatch.setattr(modelfile, "HEAD_KINDS", (*modelfile.HEAD_KINDS, "fastai"))
-    info, state_dict = load_model_file(hub.DEFAULT_MODEL_PATH)
-    info.head = {"kind": "fastai", "lin_ftrs": [512]}
-    info.origin = "fastai export: vision_learner, resnet10t"
-    save_model_file(tmp_path / "fastai.pkl", state_dict, info)
-    staged = hub.stage(tmp_path / "fastai.pkl", tmp_path / "staged", "someone/bears")
-    assert "config.json" not in staged and "model.safetensors" not in staged and "model.pkl" in staged
+def test_a_fastai_export_gets_no_timm_files_and_the_card_says_why(tmp_path):
+    """A real fastai learn.export() (vision_learner: timm body, fastai head): timm.create_model cannot rebuild
+    that network from a name, so no config.json or model.safetensors; model.pkl is the converted, safe file."""
+    from fastai.vision.all import ImageDataLoaders, Resize, vision_learner
+
+    data = make_image_folder(tmp_path / "data", per_class=4, nested=False)
+    dls = ImageDataLoaders.from_folder(data, valid_pct=0.25, item_tfms=Resize(32), bs=4, num_workers=0, device="cpu")
+    vision_learner(dls, "test_resnet", pretrained=False).export(tmp_path / "export.pkl")
+    staged = hub.stage(tmp_path / "export.pkl", tmp_path / "staged", "someone/shapes")
+    assert staged == ["README.md", "model.pkl"]
     card = (tmp_path / "staged" / "README.md").read_text()
-    assert "timm cannot load this model alone: its network is a timm body under a fastai head" in card
+    assert ("timm cannot load this model alone: its network is a timm-features body under a fastai head "
+            "(fastai export: vision_learner, test_resnet)") in card
     assert "hf-hub:" not in card and "Classifier.from_file" in card
+    record = torch.load(tmp_path / "staged" / "model.pkl", weights_only=True)  # no objects: this project's format
+    assert record["meta"]["head"]["kind"] == "fastai" and record["meta"]["classes"] == list(SHAPES)
+    image = shape_image("circle", random.Random(4))
+    assert Classifier.from_file(tmp_path / "staged" / "model.pkl").predict(image) == pytest.approx(
+        Classifier.from_file(tmp_path / "export.pkl").predict(image))
 
 
 def test_push_uploads_exactly_the_staged_files(tmp_path, monkeypatch):
