@@ -101,6 +101,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     t.add_argument("--compile", action="store_true",
                    help="run the training steps through torch.compile (needs a C++ compiler on the CPU); the "
                         "first steps wait for the compilation, later ones run faster where the model allows")
+    t.add_argument("--decode", choices=("workers", "device"), default="workers",
+                   help="where training JPEGs are decoded and augmented: workers: in the loader processes "
+                        "(torchvision's decoder into tensors, the faster way on a CPU, measured); device: in the "
+                        "training process on its device, nvJPEG on a GPU a batch at a time, for when the loader "
+                        "cannot keep up with the GPU (not yet measured on one) (default %(default)s)")
 
     a = p.add_argument_group("augmentation (defaults differ for photos and for --data mnist digits)")
     a.add_argument("--crop-scale", type=float, nargs="+", metavar="S",
@@ -195,7 +200,7 @@ def train(args: argparse.Namespace, procs) -> None:
         freeze_epochs=args.freeze_epochs if args.freeze_epochs is not None else (1 if pretrained else 0),
         lr=args.lr, batch_size=args.batch_size, weight_decay=args.wd, label_smoothing=args.label_smoothing,
         workers=args.workers if args.workers is not None else distributed.default_workers(procs.local_world_size),
-        amp=args.amp, seed=args.seed, compile=args.compile,
+        amp=args.amp, seed=args.seed, compile=args.compile, decode=args.decode,
     )
     learner = Learner(model, data.train.with_transform(train_transform(meta, augment)),
                       data.valid.with_transform(eval_transform(meta)), recipe, procs)

@@ -9,11 +9,13 @@
 On a synthetic ImageFolder of JPEG photos (500x375 by default, generated into a temporary folder:
 `--unique` distinct pictures, hard-linked to as many files as the steps need), for each model at 224 px:
 1. the data loader alone, as train.py builds it (torchvision's JPEG decoder into tensors, random-resized
-   crops on tensors), and the same loader decoding with PIL (`dlcourse.images.load_image`);
+   crops on tensors, in the loader processes), the same loader decoding with PIL
+   (`dlcourse.images.load_image`), and train.py's `--decode device` (nvJPEG and crops on the GPU; on a
+   CPU, the training process decoding);
 2. the model step alone (forward, backward, AdamW) on one batch already on the device;
 3. train.py's path: its loader feeding its step (`Learner.train_loader`, `Learner.train_step`);
    2 and 3 with AMP (bf16 where the GPU has it; CUDA only) on and off, channels_last on and off,
-   and with torch.compile when `--compile` is given;
+   and with torch.compile when `--compile` is given; 3 decoding as `--decode` says;
 4. timm's own train.py on the same folder, model, batch, precision and layout, when `--timm-train` names it.
 Images per second count the timed steps only, after `--warmup` steps, best of `--rounds` (the two
 loaders alternate; timm's train.py runs that many times); random initial weights, nothing downloaded. A path well below its step alone is
@@ -64,6 +66,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--rounds", type=int, default=2, help="each figure is the best of this many (default %(default)s)")
     p.add_argument("--workers", type=int, help="loader processes (default: as train.py, cores - 1, at most 8)")
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
+    p.add_argument("--decode", choices=("workers", "device"), default="workers",
+                   help="train.py's --decode for the train.py path rows (default %(default)s)")
     p.add_argument("--compile", action="store_true", help="also measure steps through torch.compile (slow to start)")
     p.add_argument("--timm-train", metavar="PATH", help="timm's train.py, to run on the same data (default: not run)")
     return p.parse_args()
@@ -118,16 +122,18 @@ def rate(batches, work, batch_size: int, warmup: int, steps: int) -> float:
     start = time.perf_counter()
     for _ in range(steps):
         work(next(iterator))
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()  # batches decoded on the GPU are ready only now
     return steps * batch_size / (time.perf_counter() - start)
 
 
-def learner_for(arch: str, data, args, procs, *, amp: bool, channels_last: bool, compile: bool,
+def learner_for(arch: str, data, args, procs, *, amp: bool, channels_last: bool, compile: bool, decode: str,
                 dataset_type=ImageFiles) -> Learner:
     model = create_model(arch, len(data.classes), 3, pretrained=False)
     info = ModelInfo(arch=arch, classes=data.classes, in_chans=3, **input_config(model, 3, args.img_size))
     train = dataset_type(data.train.paths, data.train.targets, train_transform(info, PHOTO_AUGMENT))
     recipe = Recipe(batch_size=args.batch_size, workers=args.workers, amp=amp, channels_last=channels_last,
-                    compile=compile, lr=LR)
+                    compile=compile, decode=decode, lr=LR)
     return Learner(model, train, data.valid, recipe, procs, log=lambda line: None)
 
 
@@ -212,17 +218,24 @@ def main() -> None:
               f"torch {torch.__version__}, timm {__import__('timm').__version__}")
         print(f"data: {len(data.train)} training JPEGs {args.photo_size[0]}x{args.photo_size[1]} ({args.unique} distinct, "
               f"{kb:.0f} KB each on average), {len(CLASSES)} classes; crops {args.img_size} px, batch {args.batch_size}, "
-              f"{args.workers} loader workers, {args.steps} timed steps after {args.warmup}; device {device}")
+              f"{args.workers} loader workers, {args.steps} timed steps after {args.warmup}; device {device}; "
+              f"train.py path decoding in the {'loader processes' if args.decode == 'workers' else 'training process'}")
         if not amp_dtype(device, True):
             print("AMP: CUDA only (train.py trains in float32 on the CPU), so no AMP rows here")
         print(f"command: {' '.join(['python', 'bench/bench_train.py', *sys.argv[1:]])}\n")
 
         print("data loader alone, images/s (train.py's augmentations: random-resized crop, flip, rotation):")
-        ours, pil = best_loader_rates(
-            [learner_for(args.models[0], data, args, procs, amp=False, channels_last=True, compile=False, dataset_type=kind)
-             for kind in (ImageFiles, PilImageFiles)], args)
-        print(f"  train.py's loader (torchvision decode_jpeg, crops on tensors)  {ours:8.1f}")
-        print(f"  the same decoding with PIL (load_image)                        {pil:8.1f}   ours / PIL {ours / pil:.2f}x\n")
+        ours, pil, on_device = best_loader_rates(
+            [learner_for(args.models[0], data, args, procs, amp=False, channels_last=True, compile=False, decode=decode,
+                         dataset_type=kind)
+             for kind, decode in ((ImageFiles, "workers"), (PilImageFiles, "workers"), (ImageFiles, "device"))], args)
+        for label, figure, ratio in (
+            ("train.py's loader (torchvision decode_jpeg, crops on tensors)", ours, ""),
+            ("the same decoding with PIL (load_image)", pil, f"ours / PIL {ours / pil:.2f}x"),
+            (f"train.py --decode device (decode, crops on {device.type})", on_device, f"device / ours {on_device / ours:.2f}x"),
+        ):
+            print(f"  {label:<62} {figure:8.1f}   {ratio}".rstrip())
+        print()
 
         print(f"{'model':<15} {'amp':<5} {'layout':<15} {'compile':<8} {'step alone':>10} {'train.py':>9} "
               f"{'path/step':>9} {'timm':>8} {'ours/timm':>9}")
@@ -232,7 +245,7 @@ def main() -> None:
                 for channels_last in (True, False):
                     for compiled in compiles:
                         learner = learner_for(arch, data, args, procs, amp=amp, channels_last=channels_last,
-                                              compile=compiled)
+                                              compile=compiled, decode=args.decode)
                         alone, path = step_rates(learner, args)
                         timm = None
                         if args.timm_train and not compiled:

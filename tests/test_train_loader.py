@@ -1,4 +1,5 @@
-"""The training loader's decoding (torchvision for JPEGs, PIL for the rest) and the opt-in torch.compile, in process."""
+"""The training loader's decoding (torchvision for JPEGs, PIL for the rest; in the loader processes or on the
+device), channels_last, and the opt-in torch.compile."""
 from __future__ import annotations
 
 import numpy as np
@@ -9,9 +10,11 @@ from PIL import Image
 from dlcourse.images import load_image
 from dlcourse.modelfile import ModelInfo, load_model_file
 from dlcourse.preprocess import eval_transform
-from dlcourse.training.data import ImageArrays, ImageFiles, decode_rgb
+from dlcourse.errors import BadInput
+from dlcourse.training.data import EncodedImages, ImageArrays, ImageFiles, decode_rgb
 from dlcourse.training.distributed import start
 from dlcourse.training.learner import Learner, Recipe, create_model, seed_everything
+from dlcourse.training.transforms import default_augment, train_transform
 from trainkit import FAST, make_image_folder, run_train
 
 INFO = ModelInfo(arch="test_convnext", classes=["a", "b"], in_chans=3, img_size=32, mean=[0.5] * 3, std=[0.25] * 3)
@@ -97,3 +100,45 @@ def test_train_py_compile_trains_the_same_model_as_eager(tmp_path):
     initial = create_model("test_convnext", 3, 3, pretrained=False).state_dict()
     assert max((eager[k] - initial[k]).abs().max().item() for k in eager) > 1e-3  # it trained
     assert max((compiled[k] - eager[k]).abs().max().item() for k in eager) < 1e-4
+
+
+def test_decoding_on_the_device_gives_the_batches_the_loader_processes_give(tmp_path):
+    """--decode device, tried on the CPU (a GPU decodes with nvJPEG): plain JPEGs travel as bytes, an
+    EXIF-rotated JPEG and a PNG are decoded by the loader process; with fixed augmentation every batch
+    equals the one decoding in the loader processes gives, and training runs on it."""
+    paths = []
+    for i in range(6):
+        paths.append(tmp_path / f"plain_{i}.jpg")
+        photo(100 + 10 * i, 90).save(paths[-1], quality=90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    paths.append(tmp_path / "rotated.jpg")
+    photo().save(paths[-1], quality=90, exif=exif)
+    paths.append(tmp_path / "drawing.png")
+    photo(64, 64).convert("RGBA").save(paths[-1])
+    fixed = default_augment("photo", crop_scale=False, flip=False, rotate=0)
+    files = ImageFiles(paths, [i % 2 for i in range(len(paths))], train_transform(INFO, fixed))
+
+    encoded = EncodedImages(files)
+    assert [encoded[i][0].ndim for i in range(len(paths))] == [1] * 6 + [3, 3]  # bytes, or decoded here
+
+    def learner(decode: str, transform_files=files) -> Learner:
+        recipe = Recipe(epochs=1, batch_size=4, workers=1, decode=decode)
+        return Learner(create_model("test_resnet", 2, 3, pretrained=False), transform_files, files, recipe,
+                       start("cpu"), log=lambda line: None)
+
+    workers, device = list(learner("workers").train_loader), list(learner("device").train_loader)
+    assert len(workers) == len(device) == 2
+    for (images, targets), (images_d, targets_d) in zip(workers, device):
+        assert images.shape == (4, 3, 32, 32) and torch.equal(images, images_d) and torch.equal(targets, targets_d)
+
+    augmented = files.with_transform(train_transform(INFO, default_augment("photo")))
+    history = learner("device", augmented).fit()
+    assert len(history) == 1 and history[0]["train_images_per_second"] > 0
+
+
+def test_decoding_on_the_device_needs_image_files():
+    data = ImageArrays(torch.zeros(4, 1, 8, 8, dtype=torch.uint8), [0, 1, 0, 1])
+    with pytest.raises(BadInput, match="--decode device"):
+        Learner(create_model("test_resnet", 2, 1, pretrained=False), data, data, Recipe(decode="device", workers=0),
+                start("cpu"), log=lambda line: None)

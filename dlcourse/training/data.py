@@ -13,6 +13,7 @@ Image files are checked before training: unreadable or corrupt ones are skipped 
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +23,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from .. import mnist
@@ -29,6 +31,7 @@ from ..errors import BadInput, shown
 from ..images import load_image
 
 JPEG_SIGNATURE = b"\xff\xd8\xff"
+EXIF_ORIENTATION = 0x0112
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 VALID_FOLDER_NAMES = ("valid", "val")
 
@@ -63,6 +66,51 @@ def decode_rgb(path: Path) -> torch.Tensor:
         except RuntimeError:
             pass
     return torch.from_numpy(np.array(load_image(data))).permute(2, 0, 1)
+
+
+class EncodedImages(torch.utils.data.Dataset):
+    """The files of an `ImageFiles` as their JPEG bytes (1-D uint8 tensors), for `DecodedOnDevice` to decode
+    where training runs. Other formats, and JPEGs with an EXIF orientation to apply (the GPU decoder
+    ignores it), are decoded here: uint8 RGB (3, H, W). Batch with `collate_encoded`."""
+
+    def __init__(self, files: ImageFiles):
+        self.paths, self.targets = files.paths, files.targets
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        data = Path(self.paths[index]).read_bytes()
+        if data[:3] == JPEG_SIGNATURE and Image.open(io.BytesIO(data)).getexif().get(EXIF_ORIENTATION, 1) == 1:
+            return torch.frombuffer(bytearray(data), dtype=torch.uint8), self.targets[index]
+        return decode_rgb(self.paths[index]), self.targets[index]
+
+
+def collate_encoded(items: list[tuple[torch.Tensor, int]]) -> tuple[list[torch.Tensor], torch.Tensor]:
+    """A batch of `EncodedImages` items, which differ in size: (list of tensors, targets)."""
+    return [image for image, _ in items], torch.tensor([target for _, target in items])
+
+
+class DecodedOnDevice:
+    """A DataLoader of `EncodedImages` whose batches are decoded on `device` (nvJPEG on CUDA, the whole
+    batch in one call) and transformed there, image by image; iterates as (images, targets) like any loader."""
+
+    def __init__(self, loader: torch.utils.data.DataLoader, transform: Callable, device: torch.device):
+        self.loader, self.transform, self.device = loader, transform, device
+        self.sampler, self.generator = loader.sampler, loader.generator
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for images, targets in self.loader:
+            jpegs = [i for i, image in enumerate(images) if image.ndim == 1]
+            decoded = decode_jpeg([images[i] for i in jpegs], mode=ImageReadMode.RGB, device=self.device) if jpegs else []
+            on_device = dict(zip(jpegs, decoded))
+            yield torch.stack([
+                self.transform(on_device[i] if i in on_device else image.to(self.device, non_blocking=True))
+                for i, image in enumerate(images)
+            ]), targets
 
 
 class ImageArrays(torch.utils.data.Dataset):

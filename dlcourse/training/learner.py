@@ -5,7 +5,8 @@ scratch); `Learner.fit` trains only the new head for `freeze_epochs` (norm layer
 then everything for `epochs`, each phase with AdamW under a one-cycle schedule, printing a table line per
 epoch. On CUDA it uses mixed precision (bf16 where the GPU supports it, else fp16 with loss scaling); on
 CPU, plain float32. Images and weights use the channels_last memory layout on both; `Recipe.compile`
-runs the training steps through torch.compile.
+runs the training steps through torch.compile. Training JPEGs are decoded by the loader processes, or
+with `Recipe.decode == "device"` by the training process on its device (nvJPEG on a GPU), augmented there.
 
 Several processes (torchrun): each trains on its shard of the training set (DistributedSampler) with its
 own `batch_size`, so the global batch is `batch_size * world_size`; the learning rate is used as given.
@@ -33,6 +34,7 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from ..errors import BadInput
 from . import distributed
+from .data import DecodedOnDevice, EncodedImages, ImageFiles, collate_encoded
 from .distributed import Processes
 
 NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
@@ -55,6 +57,7 @@ class Recipe:
     seed: int = 42
     channels_last: bool = True  # faster convolutions on CUDA (tensor cores) and on CPU (oneDNN), about 1.7x here
     compile: bool = False  # torch.compile the training steps
+    decode: str = "workers"  # where training JPEGs are decoded and augmented: "workers" (loader processes) or "device"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -172,7 +175,7 @@ class Learner:
             torch.backends.cudnn.allow_tf32 = True
 
     # ----- data -----
-    def _train_loader(self) -> DataLoader:
+    def _train_loader(self) -> DataLoader | DecodedOnDevice:
         r, procs = self.recipe, self.procs
         generator = torch.Generator().manual_seed(r.seed + procs.rank)  # per-rank augmentation draws
         per_process = math.ceil(len(self.train_ds) / procs.world_size)
@@ -182,8 +185,11 @@ class Learner:
         # One shuffle for any number of processes, drawn from the seed and the epoch (set_epoch): rank r
         # takes every world_size-th image of it, so each step's global batch is the same set of images.
         sampler = DistributedSampler(self.train_ds, procs.world_size, procs.rank, shuffle=True, seed=r.seed)
-        return DataLoader(
-            self.train_ds,
+        on_device = r.decode == "device"
+        if on_device and not isinstance(self.train_ds, ImageFiles):
+            raise BadInput("--decode device decodes image files; these images are already in memory.")
+        loader = DataLoader(
+            EncodedImages(self.train_ds) if on_device else self.train_ds,
             batch_size=r.batch_size,
             sampler=sampler,
             generator=generator,
@@ -191,7 +197,9 @@ class Learner:
             persistent_workers=r.workers > 0,
             pin_memory=self.device.type == "cuda",
             drop_last=per_process > r.batch_size,  # a last batch of 1 upsets BatchNorm
+            collate_fn=collate_encoded if on_device else None,
         )
+        return DecodedOnDevice(loader, self.train_ds.transform, self.device) if on_device else loader
 
     def _eval_loader(self, dataset, indices: list[int] | None = None, persistent: bool = False) -> DataLoader:
         return DataLoader(
