@@ -91,17 +91,31 @@ def test_unusable_examples_in_a_model_file_are_left_out(tmp_path):
     assert re.search(r"/00-3\.png$", path) and (Image.open(path).getpixel((0, 0)) == 200)
 
 
-def examples_of(demo: gr.Blocks) -> list:
-    return [c for c in demo.config["components"] if c.get("props", {}).get("elem_id") == "cls-examples"]
+def galleries(model_file: Path) -> dict[str, int]:
+    """{elem_id: number of examples} of the Classify tab built for a model file."""
+    with gr.Blocks() as demo:
+        tab.build(Classifier.from_file(model_file))
+    return {c["props"]["elem_id"]: len(c["props"]["samples"]) for c in demo.config["components"]
+            if c.get("props", {}).get("elem_id") in ("cls-examples", "cls-model-examples")}
 
 
 def test_a_photo_model_without_examples_shows_no_digits(shapes_model, tmp_path):
     info, state_dict = load_model_file(shapes_model)
+    assert galleries(shapes_model) == {"cls-model-examples": len(info.examples)}
     info.examples = []
     save_model_file(tmp_path / "bare.pkl", state_dict, info)
-    with gr.Blocks() as demo:
-        tab.build(Classifier.from_file(tmp_path / "bare.pkl"))
-    assert examples_of(demo) == []
+    assert galleries(tmp_path / "bare.pkl") == {}
+
+
+def test_a_digits_model_shows_its_own_examples_and_the_repositorys_digits(tmp_path):
+    digits = len(list(EXAMPLES_DIR.glob("*.png")))
+    assert galleries(DEFAULT_MODEL_PATH) == {"cls-examples": digits}  # the default model keeps none of its own
+    info, state_dict = load_model_file(DEFAULT_MODEL_PATH)
+    images, labels = mnist.load_split(MNIST_DIR, "test")
+    classifier = Classifier.from_file(DEFAULT_MODEL_PATH)
+    info.examples = pick_examples(ImageArrays(images[:100], labels[:100]), info, predict_with(classifier.model))
+    save_model_file(tmp_path / "digits.pkl", state_dict, info)
+    assert galleries(tmp_path / "digits.pkl") == {"cls-model-examples": 20, "cls-examples": digits}
 
 
 @pytest.fixture(scope="module")
@@ -129,9 +143,10 @@ def test_the_served_models_examples_are_thumbnails_that_classify_as_their_class(
     examples = load_model_file(shapes_model)[0].examples
     with serving(build_demo(Classifier.from_file(shapes_model), baseline)) as url:
         context, page = open_page(browser, url)
-        thumbnails = page.locator("#cls-examples button img")
+        thumbnails = page.locator("#cls-model-examples button img")
         expect(thumbnails).to_have_count(len(examples))
-        expect(page.locator("#cls-examples")).to_contain_text("Validation images this model gets right")
+        expect(page.locator("#cls-model-examples")).to_contain_text("Validation images this model gets right")
+        expect(page.locator("#cls-examples")).to_have_count(0)  # no MNIST digits for a shapes model
         assert not any("mnist" in (thumbnails.nth(i).get_attribute("src") or "") for i in range(len(examples)))
         for index in (0, len(examples) - 1):
             thumbnails.nth(index).click()

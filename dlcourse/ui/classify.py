@@ -125,7 +125,7 @@ def build(classifier: Classifier) -> None:
         with gr.Column():
             label = gr.Label(label="Prediction", num_top_classes=TOP_K, elem_id="cls-label")
             gr.Markdown(model_card_markdown(meta), elem_id="cls-model-info")
-    examples_row = gr.Row()
+    examples_area = gr.Column()
     model_report.build(meta)
     with gr.Accordion("Many images at once", open=False):
         files = gr.File(label="Images", file_count="multiple", elem_id="cls-batch-files")
@@ -137,14 +137,15 @@ def build(classifier: Classifier) -> None:
     run_batch.click(classify_batch, files, batch_results, api_name="classify_batch", concurrency_limit=1)
     image.upload(classify, image, label, api_visibility="private")
     run_sketch.click(classify_drawing, sketch, label, api_visibility="private")
-    # The model's own examples; the repository's digits for a digits model without them; else none.
-    examples, title = model_example_files(meta), "Validation images this model gets right"
-    if not examples and is_digits:
-        examples, title = digit_example_files(), "Real MNIST test digits, and digits re-rendered as photos of handwriting"
-    if examples:
-        with examples_row:
-            gallery = gr.Examples(
-                examples=examples, inputs=image, label=title, examples_per_page=24, api_visibility="private",
-                elem_id="cls-examples",
-            )
-        gallery.load_input_event.then(classify, image, label, api_visibility="private")
+    # The model's own examples (validation images it gets right); a digits model also shows the repository's
+    # digits (real MNIST test digits and photos of handwriting); other models nothing else.
+    galleries = [(model_example_files(meta), "Validation images this model gets right", "cls-model-examples")]
+    if is_digits:
+        galleries.append((digit_example_files(),
+                          "Real MNIST test digits, and digits re-rendered as photos of handwriting", "cls-examples"))
+    with examples_area:
+        for examples, title, elem_id in galleries:
+            if examples:
+                gallery = gr.Examples(examples=examples, inputs=image, label=title, examples_per_page=24,
+                                      api_visibility="private", elem_id=elem_id)
+                gallery.load_input_event.then(classify, image, label, api_visibility="private")
