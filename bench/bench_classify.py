@@ -36,7 +36,7 @@ def in_process(classifier: Classifier, repeats: int) -> None:
 
     @torch.inference_mode()
     def bare() -> torch.Tensor:
-        return classifier.model(classifier.to_input(image).unsqueeze(0))
+        return classifier.forward(classifier.to_input(image).unsqueeze(0))
 
     # interleave the two so drift of the machine's speed hits both alike
     bare_times, predict_times = [], []
@@ -56,7 +56,7 @@ def batch(classifier: Classifier, size: int = 64, rounds: int = 5) -> None:
 
     @torch.inference_mode()
     def bare() -> torch.Tensor:
-        return classifier.model(inputs)
+        return classifier.forward(inputs)
 
     bare_times, batch_times = [], []
     for _ in range(rounds):  # interleaved, so drift of the machine's speed hits both alike

@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
 
-from load import free_port  # noqa: E402
+from load import free_port, rss_mb  # noqa: E402
 from timing import percentile  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "mnist-test-7.png"
@@ -155,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         noop.wait_ready()
         data = {server.name: requests_for(server) for server in (real, noop)}
         latency: dict[tuple[str, str], list[float]] = {}
+        rss_before = rss_mb(real.process.pid)
         for i in range(args.requests + 5):  # the first 5 rounds warm up
             for endpoint in TARGETS:
                 pair = (real, noop) if i % 2 else (noop, real)
@@ -165,6 +166,7 @@ def main(argv: list[str] | None = None) -> int:
                         latency.setdefault((server.name, endpoint), []).append((time.perf_counter() - start) * 1000)
                 if endpoint == "classify":
                     plain_predict()
+        rss_after = rss_mb(real.process.pid)
         real.process.send_signal(signal.SIGUSR1)
         deadline = time.monotonic() + 10
         while not timings_file.exists() and time.monotonic() < deadline:
@@ -189,6 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"predict_batch (one image): served p50 {statistics.median(served_wall):.2f} ms "
           f"(its thread's CPU {statistics.median(served_cpu):.2f} ms) over {len(served)} calls, plain process "
           f"p50 {plain:.2f} ms; ratio {statistics.median(served_wall) / plain:.2f} (target 1.1x)")
+    print(f"app.py's resident memory: {rss_before:.0f} MB after the warm-up, {rss_after:.0f} MB after "
+          f"{3 * args.requests} more calls, each a new Gradio session ({rss_after - rss_before:+.0f} MB)")
     return 0
 
 

@@ -9,7 +9,11 @@ each with its own gradio_client Client. Every answer is checked: the example dig
 names), SGD fits and losses equal to the same functions run here, the pixel-similarity baseline's answer
 and its three pictures. Prints p50/p95 latency per endpoint and the server's resident memory after the
 warm-up and at the end. Exits 1 on any error, any wrong answer, or memory growth over --max-growth-mb.
-All traffic goes to 127.0.0.1.
+
+The floor: the same requests also go, interleaved in --chunks chunks (a chunk to the app, the same chunk to
+the other), to a no-op app of the same shapes (bench/noop_space.py: Gradio's own work only, canned answers
+not checked), from clients of its own; the server CPU time a request of the two, and their ratio, show what
+the Space's own work costs under load. --no-floor leaves it out. All traffic goes to 127.0.0.1.
 """
 from __future__ import annotations
 
@@ -177,8 +181,8 @@ class Run:
     seconds: float = 0.0
 
 
-def drive(clients: list[Client], jobs: list[Job]) -> Run:
-    """Each client takes the next job as soon as it has its previous answer."""
+def drive(clients: list[Client], jobs: list[Job], check: bool = True) -> Run:
+    """Each client takes the next job as soon as it has its previous answer (checked unless `check` is off)."""
     todo: queue.Queue[Job] = queue.Queue()
     for job in jobs:
         todo.put(job)
@@ -194,7 +198,7 @@ def drive(clients: list[Client], jobs: list[Job]) -> Run:
             try:
                 answer = client.predict(*job.args, api_name=job.endpoint, **job.kwargs)
                 result = Result(job.endpoint, time.perf_counter() - start)
-                result.wrong = job.check(answer)
+                result.wrong = job.check(answer) if check else None
             except Exception as error:  # noqa: BLE001 - every failure is counted and shown
                 result = Result(job.endpoint, time.perf_counter() - start, error=f"{type(error).__name__}: {error}")
             with lock:
@@ -307,6 +311,14 @@ def report(run: Run, clients: int) -> tuple[int, int]:
     return sum(r.error is not None for r in run.results), sum(r.wrong is not None for r in run.results)
 
 
+def stop(server: subprocess.Popen) -> None:
+    server.terminate()
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        server.kill()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=600, help="requests in the measured run (default 600)")
@@ -315,6 +327,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-growth-mb", type=float, default=100.0,
                         help="most the server's resident memory may grow after the warm-up (default 100)")
     parser.add_argument("--app", type=Path, default=ROOT / "app.py", help="the script that serves the Space")
+    parser.add_argument("--floor", action=argparse.BooleanOptionalAction, default=True,
+                        help="also serve the same requests to a no-op app of the same shapes, interleaved (default on)")
+    parser.add_argument("--chunks", type=int, default=6, help="chunks the requests are interleaved in (default 6)")
     args = parser.parse_args(argv)
 
     load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())  # other work on the machine skews the figures
@@ -322,6 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     warm_up = make_jobs(2 * args.clients, args.seed + 1)
     log_path = Path(tempfile.gettempdir()) / f"load-app-{os.getpid()}.log"
     server, url = start_app(log_path, args.app)
+    floor = None
     try:
         print(f"app.py (pid {server.pid}) serving on {url}; its log: {log_path}")
         print(f"server RSS at start: {rss_mb(server.pid):.1f} MB")
@@ -332,6 +348,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"endpoints missing from the API: {sorted(missing)}")
             return 1
         print(f"public endpoints: {', '.join(sorted(listed))}")
+        if args.floor:
+            floor, floor_url = start_app(log_path.with_name(f"load-noop-{os.getpid()}.log"), ROOT / "bench" / "noop_space.py")
+            floor_clients = [Client(floor_url, verbose=False) for _ in range(args.clients)]
+            drive(floor_clients, warm_up, check=False)
 
         warm = drive(clients, warm_up)
         warm_errors = [r for r in warm.results if r.error or r.wrong]
@@ -339,25 +359,48 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warm-up: {len(warm.results)} requests in {warm.seconds:.1f} s, {len(warm_errors)} failed; "
               f"server RSS after warm-up: {after_warm_up:.1f} MB")
 
-        server_cpu, own_cpu = cpu_seconds(server.pid), cpu_seconds(os.getpid())
+        run, floor_run = Run(), Run()
+        server_cpu = own_cpu = floor_cpu = 0.0
+        size = -(-len(jobs) // (args.chunks if floor else 1))
         with MemoryWatch(server.pid) as memory:
-            run = drive(clients, jobs)
+            for start in range(0, len(jobs), size):
+                chunk = jobs[start : start + size]
+                before, own_before = cpu_seconds(server.pid), cpu_seconds(os.getpid())
+                part = drive(clients, chunk)
+                server_cpu += cpu_seconds(server.pid) - before
+                own_cpu += cpu_seconds(os.getpid()) - own_before
+                run.results += part.results
+                run.seconds += part.seconds
+                if floor:
+                    before = cpu_seconds(floor.pid)
+                    part = drive(floor_clients, chunk, check=False)
+                    floor_cpu += cpu_seconds(floor.pid) - before
+                    floor_run.results += part.results
+                    floor_run.seconds += part.seconds
         at_end = rss_mb(server.pid)
-        server_cpu, own_cpu = cpu_seconds(server.pid) - server_cpu, cpu_seconds(os.getpid()) - own_cpu
         errors, wrong = report(run, args.clients)
-        print(f"CPU time during the run: server {server_cpu:.1f} s ({server_cpu / len(run.results) * 1000:.0f} ms a "
-              f"request), these clients {own_cpu:.1f} s, on {os.cpu_count()} cores; load average before and after: "
+        per_request = server_cpu / len(run.results) * 1000
+        print(f"CPU time during the run: server {server_cpu:.1f} s ({per_request:.0f} ms a request), these clients "
+              f"{own_cpu:.1f} s, on {os.cpu_count()} cores; load average before and after: "
               f"{load_before}, {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+        if floor:
+            floor_ms = [r.seconds * 1000 for r in floor_run.results]
+            floor_errors = sum(r.error is not None for r in floor_run.results)
+            floor_per_request = floor_cpu / len(floor_run.results) * 1000
+            print(f"no-op app of the same shapes, the same requests interleaved in {args.chunks} chunks: p50 "
+                  f"{percentile(floor_ms, 50):.0f} ms, p95 {percentile(floor_ms, 95):.0f} ms, {floor_errors} errors, "
+                  f"{len(floor_run.results) / floor_run.seconds:.1f} requests/s")
+            print(f"server CPU a request: app {per_request:.1f} ms, no-op {floor_per_request:.1f} ms: "
+                  f"ratio {per_request / floor_per_request:.2f}")
+            errors += floor_errors
         growth = at_end - after_warm_up
         print(f"server RSS: after warm-up {after_warm_up:.1f} MB, at the end {at_end:.1f} MB "
               f"({growth:+.1f} MB; limit +{args.max_growth_mb:.0f} MB)")
         print(f"server RSS during the run: {memory.summary()}")
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server)
+        if floor:
+            stop(floor)
     failed = errors or wrong or warm_errors or growth > args.max_growth_mb
     print("FAILED" if failed else "OK: no errors, every answer right, memory steady")
     return 1 if failed else 0
