@@ -52,8 +52,11 @@ weights (PyTorch's default) are why the default does better."""
 
 
 def _accuracy_frame(training: lp.Training, baseline: float, last_epoch: int) -> pd.DataFrame:
-    epochs = list(range(training.epoch + 1))
-    accuracy = [training.start_accuracy, *training.valid_accuracy]
+    """The baseline's line, and the accuracy after each finished epoch, or before learning while no epoch is
+    done (once one is, the ~50% start is left out so that the axis zooms in on the few points between the
+    model and the baseline). Both series are always there: the plot takes its colours from the first value."""
+    epochs, accuracy = ((list(range(1, training.epoch + 1)), training.valid_accuracy) if training.epoch
+                        else ([0], [training.start_accuracy]))
     model = pd.DataFrame({"epoch": epochs, "accuracy": accuracy, "series": "validation accuracy"})
     line = pd.DataFrame({"epoch": [0, max(last_epoch, 1)], "accuracy": [baseline] * 2,
                          "series": "baseline (pixel similarity)"})
