@@ -297,8 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     report_files = None
     if args.report_dir:
-        report_files = {path.stem: path for path in sorted(Path(args.report_dir).glob("*"))
-                        if path.suffix in (".png", ".json")}
+        from .report import FILES
+
+        report_files = {name: Path(args.report_dir) / file for name, file in FILES.items()
+                        if (Path(args.report_dir) / file).is_file()}
     try:
         if args.command == "stage":
             for name in stage(args.model_file, args.dir, args.repo, report_files):

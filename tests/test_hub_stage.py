@@ -16,6 +16,7 @@ from dlcourse import hub
 from dlcourse.classifier import Classifier
 from dlcourse.errors import BadInput
 from dlcourse.images import load_image
+from dlcourse.modelfile import load_model_file
 from trainkit import FAST, ROOT, SHAPES, make_image_folder, run_train, shape_image
 
 DIGIT = ROOT / "examples" / "mnist-test-7.png"  # a real MNIST test digit: 28x28, white on black
@@ -181,3 +182,22 @@ def test_stage_from_the_command_line(tmp_path):
     run = subprocess.run([sys.executable, "-m", "dlcourse.hub", "stage", str(tmp_path / "missing.pkl"), str(tmp_path / "x")],
                          cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 1 and run.stderr.count("\n") == 1 and run.stderr.startswith("error: No model file")
+
+
+def test_stage_takes_train_pys_report_folder(tmp_path, capsys):
+    """--report-dir: the figures train.py wrote (lr_find and show_batch among them), copied as they are."""
+    from dlcourse import report
+
+    info, _ = load_model_file(hub.DEFAULT_MODEL_PATH)
+    folder = tmp_path / "reports" / "model"
+    written = report.write_report(folder, info, info.report)
+    (folder / "lr_find.png").write_bytes(written["curves"].read_bytes())  # any PNG: train.py's finder plot
+    assert hub.main(["stage", str(hub.DEFAULT_MODEL_PATH), str(tmp_path / "out"), "--report-dir", str(folder)]) == 0
+    staged = sorted(Path(line).relative_to(tmp_path / "out").as_posix() for line in capsys.readouterr().out.split())
+    assert [name for name in staged if name.startswith("report/")] == [
+        "report/confusion_matrix.png", "report/curves.png", "report/lr_find.png", "report/report.json",
+        "report/top_losses.png"]
+    for name in ("lr_find.png", "report.json"):
+        assert (tmp_path / "out" / "report" / name).read_bytes() == (folder / name).read_bytes()
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "](report/lr_find.png)" in card and "[report.json](report/report.json)" in card
