@@ -89,7 +89,7 @@ def build(classifier: Classifier) -> None:
         """Classify one image.
 
         Args:
-            image: the image file (PNG, JPEG, GIF, WebP, BMP or TIFF). Digits may be dark on light or light on dark.
+            image: the image (PNG, JPEG, GIF, WebP, BMP or TIFF): an uploaded file, or over MCP a data: URL (base64, up to ~3 MB) or a public http(s) URL. Digits may be dark on light or light on dark.
         Returns:
             The label with the highest probability and the probabilities of the most likely classes.
         """
@@ -101,10 +101,10 @@ def build(classifier: Classifier) -> None:
 
     @shows_errors
     def classify_batch(images: list[str] | None) -> list[dict[str, Any]]:
-        """Classify many images in one call (at most 64).
+        """Classify many images in one call (at most 64). Over MCP, call classify once per image instead: Gradio's MCP server cannot pass a list of files.
 
         Args:
-            images: the image files.
+            images: the image files, uploaded.
         Returns:
             One result per image, in order: {"file", "label", "confidences"} or {"file", "error"} for an image that could not be used.
         """

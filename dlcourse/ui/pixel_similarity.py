@@ -156,7 +156,7 @@ def build(baseline: PixelBaseline, classifier: Any) -> None:
         the baseline sees it, the closest ideal digit, and the per-pixel difference as a heat map.
 
         Args:
-            image: the image file of one handwritten digit (PNG, JPEG, GIF, WebP, BMP or TIFF), dark on light or light on dark.
+            image: the image of one handwritten digit (PNG, JPEG, GIF, WebP, BMP or TIFF), dark on light or light on dark: an uploaded file, or over MCP a data: URL (base64) or a public http(s) URL.
             mode: "3 or 7" (the book's baseline: is it a 3 or a 7?) or "all ten digits".
             distance: "L1" (mean absolute difference) or "L2" (root mean squared error).
         Returns:
