@@ -21,7 +21,6 @@ if TYPE_CHECKING:
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "model" / "model.pkl"
 MODEL_FILENAME = "model.pkl"
 CARD_FILENAME = "README.md"
-TIMM_FILES = ("model.safetensors", "config.json")  # what timm.create_model("hf-hub:...", pretrained=True) reads
 REPORT_FOLDER = "report"  # train.py's report figures, in a pushed model repo
 TIMM_CROP_MODES = {"resize-crop": "center"}  # a model file's resize -> timm's crop_mode (at crop_pct 1)
 # pretrained_cfg keys that describe the checkpoint training started from, not the weights pushed
@@ -171,13 +170,14 @@ def model_card(meta: ModelInfo, repo_id: str = "", report_files: dict[str, str] 
     metrics = meta.metrics
     classes = meta.classes
     shown = ", ".join(f"`{c}`" for c in classes[:40]) + (f" and {len(classes) - 40} more" if len(classes) > 40 else "")
+    with_timm = timm_cannot_load(meta) is None  # else no library the Hub knows loads it: no "Use in timm" button
     lines = [
         "---",
-        "library_name: timm",
+        *(["library_name: timm"] if with_timm else []),
         "pipeline_tag: image-classification",
         "tags:",
         "- image-classification",
-        "- timm",
+        *(["- timm"] if with_timm else []),
         "- fastai-course",
         "---",
         "",

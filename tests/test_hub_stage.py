@@ -61,6 +61,7 @@ def test_stage_writes_the_model_file_timm_files_card_and_report(digits):
     assert (cfg["interpolation"], cfg["crop_pct"], cfg["crop_mode"]) == ("bilinear", 1.0, "center")
     assert "tag" not in cfg  # timm's name of the ImageNet checkpoint: these weights are not it
     card = (digits / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: timm\n")
     assert 'timm.create_model("hf-hub:someone/digits", pretrained=True)' in card
     assert "](report/confusion_matrix.png)" in card and "MODEL_REPO=someone/digits" in card
 
@@ -130,6 +131,7 @@ def test_a_fastai_export_gets_no_timm_files_and_the_card_says_why(tmp_path):
     assert ("timm cannot load this model alone: its network is a timm-features body under a fastai head "
             "(fastai export: vision_learner, test_resnet)") in card
     assert "hf-hub:" not in card and "Classifier.from_file" in card
+    assert "library_name: timm" not in card.split("---")[1]  # the Hub would offer "Use in timm", which would fail
     record = torch.load(tmp_path / "staged" / "model.pkl", weights_only=True)  # no objects: this project's format
     assert record["meta"]["head"]["kind"] == "fastai" and record["meta"]["classes"] == list(SHAPES)
     image = shape_image("circle", random.Random(4))
