@@ -8,12 +8,14 @@ options, the queue). Each request is what the README's curl example makes: `POST
 then `GET` its event stream to the `complete` event (the image is uploaded once, before timing). Requests
 alternate between the two servers, and between endpoints, so drift of the machine's speed hits both alike.
 
-It also times the model's share: `Classifier.predict_batch` inside the served app's requests (the server is
-started with a timer around it) against the same call on the same image in this plain process, interleaved.
+It also times the handlers' own work: `Classifier.predict_batch` and `fit_quadratic` inside the served app's
+requests (the server is started with a timer around each) against the same calls in this plain process, both
+between the requests (interleaved) and back to back at the end; and app.py's memory over its sessions.
 """
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import signal
@@ -31,7 +33,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import httpx  # noqa: E402
 
 from load import free_port, rss_mb  # noqa: E402
-from timing import percentile  # noqa: E402
+from timing import percentile, timings_ms  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "mnist-test-7.png"
 TIMINGS_ENV = "BENCH_SERVE_TIMINGS"  # where the timed real app writes predict_batch's times on SIGUSR1
@@ -40,26 +42,33 @@ FIT = {"dataset": "lesson", "noise": 1.0, "points": 20, "seed": 42, "a": 1.1, "b
 TARGETS = {"classify": 1.3, "pixel_similarity": 1.5, "fit_quadratic": 1.5}
 
 
-def serve_timed_app() -> None:
-    """Run app.py as `python app.py` does, with Classifier.predict_batch timed (wall and thread CPU, ms)."""
-    import runpy
+def timed(fn, times: list):
+    """`fn`, appending (wall ms, its thread's CPU ms) of every call to `times`."""
 
-    from dlcourse.classifier import Classifier
-
-    times: list[tuple[float, float]] = []
-    untimed = Classifier.predict_batch
-
-    def predict_batch(self, images):
+    def call(*args, **kwargs):
         wall, cpu = time.perf_counter(), time.thread_time()
         try:
-            return untimed(self, images)
+            return fn(*args, **kwargs)
         finally:
             times.append(((time.perf_counter() - wall) * 1000, (time.thread_time() - cpu) * 1000))
+
+    return functools.wraps(fn)(call)
+
+
+def serve_timed_app() -> None:
+    """Run app.py as `python app.py` does, with Classifier.predict_batch and fit_quadratic timed."""
+    import runpy
+
+    from dlcourse import quadratic
+    from dlcourse.classifier import Classifier
+
+    times: dict[str, list] = {"predict_batch": [], "fit_quadratic": []}
+    Classifier.predict_batch = timed(Classifier.predict_batch, times["predict_batch"])
+    quadratic.fit_quadratic = timed(quadratic.fit_quadratic, times["fit_quadratic"])  # before the tab registers it
 
     def dump(*_) -> None:
         Path(os.environ[TIMINGS_ENV]).write_text(json.dumps(times))
 
-    Classifier.predict_batch = predict_batch
     signal.signal(signal.SIGUSR1, dump)
     sys.argv = [str(ROOT / "app.py")]
     runpy.run_path(str(ROOT / "app.py"), run_name="__main__")
@@ -132,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from dlcourse.classifier import Classifier
+    from dlcourse.quadratic import fit_quadratic
     from dlcourse.hub import model_file_path
     from dlcourse.images import load_image
     from dlcourse.ui.space import prepare_process
@@ -141,13 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     noop = Server("no-op", [str(ROOT / "bench" / "noop_space.py")], {})
     prepare_process()  # the plain process computes as the served one does: one torch thread
     classifier = Classifier.from_file(model_file_path({}))
-    plain_ms: list[float] = []
+    plain: dict[str, list[float]] = {"predict_batch": [], "fit_quadratic": []}
+    image = load_image(EXAMPLE)
+    calls = {"predict_batch": lambda: classifier.predict_batch([image]), "fit_quadratic": lambda: fit_quadratic(**FIT)}
 
-    def plain_predict() -> None:
-        image = load_image(EXAMPLE)
+    def plain_call(name: str) -> None:
         start = time.perf_counter()
-        classifier.predict_batch([image])
-        plain_ms.append((time.perf_counter() - start) * 1000)
+        calls[name]()
+        plain[name].append((time.perf_counter() - start) * 1000)
 
     load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
     try:
@@ -164,8 +175,8 @@ def main(argv: list[str] | None = None) -> int:
                     server.call(endpoint, data[server.name][endpoint])
                     if i >= 5:
                         latency.setdefault((server.name, endpoint), []).append((time.perf_counter() - start) * 1000)
-                if endpoint == "classify":
-                    plain_predict()
+                if endpoint in ("classify", "fit_quadratic"):
+                    plain_call("predict_batch" if endpoint == "classify" else "fit_quadratic")
         rss_after = rss_mb(real.process.pid)
         real.process.send_signal(signal.SIGUSR1)
         deadline = time.monotonic() + 10
@@ -185,12 +196,15 @@ def main(argv: list[str] | None = None) -> int:
         ratio = statistics.median(app) / statistics.median(floor)
         print(f"/{endpoint:<19}{statistics.median(app):>9.1f}{statistics.median(floor):>11.1f}{ratio:>7.2f}"
               f"{target:>7.1f}x{percentile(app, 95):>9.1f}{percentile(floor, 95):>11.1f}")
-    served = served[5:]  # the warm-up rounds' calls
-    served_wall, served_cpu = [wall for wall, _ in served], [cpu for _, cpu in served]
-    plain = statistics.median(plain_ms[5:])
-    print(f"predict_batch (one image): served p50 {statistics.median(served_wall):.2f} ms "
-          f"(its thread's CPU {statistics.median(served_cpu):.2f} ms) over {len(served)} calls, plain process "
-          f"p50 {plain:.2f} ms; ratio {statistics.median(served_wall) / plain:.2f} (target 1.1x)")
+    for name, target in (("predict_batch", 1.1), ("fit_quadratic", None)):
+        walls, cpus = [w for w, _ in served[name][5:]], [c for _, c in served[name][5:]]  # after the warm-up rounds
+        interleaved = statistics.median(plain[name][5:])
+        back_to_back = statistics.median(timings_ms(calls[name], 100))
+        print(f"{name} inside the served requests: p50 {statistics.median(walls):.2f} ms (its thread's CPU "
+              f"{statistics.median(cpus):.2f} ms) over {len(walls)} calls; the same call in this plain process "
+              f"between the requests {interleaved:.2f} ms, back to back {back_to_back:.2f} ms; ratios "
+              f"{statistics.median(walls) / interleaved:.2f} and {statistics.median(walls) / back_to_back:.2f}"
+              + (f" (target {target}x)" if target else ""))
     print(f"app.py's resident memory: {rss_before:.0f} MB after the warm-up, {rss_after:.0f} MB after "
           f"{3 * args.requests} more calls, each a new Gradio session ({rss_after - rss_before:+.0f} MB)")
     return 0
