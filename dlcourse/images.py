@@ -10,7 +10,8 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageChops, ImageOps, UnidentifiedImageError
+from scipy import ndimage
 
 from .errors import BadInput, EmptyDrawing
 
@@ -23,8 +24,17 @@ MNIST_SIZE = 28
 MNIST_BOX = 20  # MNIST digits were scaled to fit a 20x20 box, then centred by mass in 28x28
 INK_THRESHOLD = 0.25  # share of the full ink contrast above which a pixel counts as ink for cropping
 MIN_CONTRAST = 24 / 255  # less difference than this between ink and paper is an empty picture
-WORKING_SIDE = 320  # digits are found and cropped at most at this size
 FLAT_PAPER = 0.02  # a border varying less than this is evenly lit paper (a drawing, a scan)
+PHOTO_SIDE = 512  # photos are searched for their digit at most at this size
+SMALL_DIGIT = 48  # a digit found smaller than this (at PHOTO_SIDE) in a bigger photo is read again at full detail
+BACKGROUND_WINDOW = 0.16  # share of the shorter side over which the paper's brightness is measured (wider than strokes)
+DARK_PAPER = 0.5  # paper (or desk) darker than this share of the page's brightness counts as this bright
+LIGHT_PAPER_LEVEL, LIGHT_PAPER_SHARE = 0.45, 0.15  # a photo is of light paper when this share is this bright
+PHOTO_INK_THRESHOLD = 0.4  # in photos, higher: notebook lines can be a third as dark as the ink
+NOISE_SIGMAS = 5  # ink is darker than the paper by more than this many times the paper's own variation
+NEAR = 0.12  # pieces within this share of the digit's size from it belong to it (a digit in two strokes)
+MNIST_STROKE, THICK_STROKE = 0.15, 0.2  # stroke width over digit size: thicker than THICK is thinned to MNIST's
+MIN_PIECE = 0.01  # pieces with less ink than this share of the digit's are specks
 
 
 def load_image(source: str | os.PathLike | bytes | Image.Image | np.ndarray) -> Image.Image:
@@ -125,34 +135,39 @@ def _border(gray: np.ndarray) -> np.ndarray:
     return np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
 
 
-def _paper_plane(gray: np.ndarray) -> np.ndarray:
-    """The paper's brightness as a plane a + b*x + c*y, fitted to the border pixels."""
-    height, width = gray.shape
-    ys, xs = np.indices(gray.shape, dtype=np.float32)
-    border = np.zeros(gray.shape, bool)
-    border[[0, -1], :] = border[:, [0, -1]] = True
-    design = np.stack([np.ones(border.sum(), np.float32), xs[border] / width, ys[border] / height], axis=1)
-    (a, b, c), *_ = np.linalg.lstsq(design, gray[border], rcond=None)
-    return (a + b * xs / width + c * ys / height).astype(np.float32)
-
-
 def to_mnist_digit(image: Image.Image) -> np.ndarray:
     """An MNIST-style digit: uint8 (28, 28), white ink on black, scaled into 20x20, centred by mass.
 
-    Works on drawings and photos alike: grayscale, invert when the paper is light, remove the paper's
-    grey level, crop to the ink, scale keeping proportions, then centre by centre of mass as MNIST did.
+    Works on drawings and photos alike. An evenly lit picture (a drawing, a scan, MNIST itself) is taken
+    as it is; a photo of a page goes through `_photo_ink`, which finds the digit rather than the paper.
     Raises EmptyDrawing when there is no ink.
     """
-    gray_image = image.convert("L")
-    gray_image.thumbnail((WORKING_SIDE, WORKING_SIDE), Image.Resampling.BOX)  # speed on big photos
-    gray = np.asarray(gray_image, dtype=np.float32) / 255
+    working, scale = _reduced(image, PHOTO_SIDE)
+    gray = np.asarray(working.convert("L"), dtype=np.float32) / 255
     border = _border(gray)
-    paper = float(np.median(border))
+    if np.ptp(border) <= FLAT_PAPER:
+        return _centred(_flat_ink(gray, float(np.median(border))))
+    ink, box = _photo_ink(working, gray)
+    if scale > 1.5 and max(box[2] - box[0], box[3] - box[1]) < SMALL_DIGIT:
+        ink = _closer_look(image, box, scale)  # a small digit in a big photo: read it at full detail
+    return _centred(ink)
+
+
+def _reduced(image: Image.Image, side: int) -> tuple[Image.Image, float]:
+    """The image at most `side` pixels on its longer side (RGB or L), and how much it was reduced."""
+    if image.mode not in ("RGB", "L"):
+        image = image.convert("RGB")
+    scale = max(image.size) / side
+    if scale <= 1:
+        return image, 1.0
+    size = (max(1, round(image.width / scale)), max(1, round(image.height / scale)))
+    return image.resize(size, Image.Resampling.BOX, reducing_gap=2.0), scale
+
+
+def _flat_ink(gray: np.ndarray, paper: float) -> np.ndarray:
+    """Ink of an evenly lit picture, cropped to it: inverted when the paper is light, paper level removed."""
     if paper > 0.5:
-        gray, border, paper = 1 - gray, 1 - border, 1 - paper
-    if np.ptp(border) > FLAT_PAPER:  # uneven lighting of a photographed page
-        gray = gray - _paper_plane(gray)
-        paper = float(np.median(_border(gray)))
+        gray, paper = 1 - gray, 1 - paper
     contrast = float(gray.max()) - paper
     if contrast < MIN_CONTRAST:
         raise EmptyDrawing("The image is empty: draw or upload a digit first.")
@@ -161,7 +176,120 @@ def to_mnist_digit(image: Image.Image) -> np.ndarray:
     cols = np.flatnonzero((ink > INK_THRESHOLD).any(axis=0))
     ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     ink[ink < INK_THRESHOLD / 2] = 0  # paper texture and sensor noise, not ink
+    return ink
 
+
+def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """The digit's ink in a photo of a page (and its grey levels, 0..1), cropped to it, and where it was (x0, y0, x1, y1).
+
+    1. Ink darkness against the paper around it: the paper's brightness is a grey closing (strokes
+       thinner than the window vanish, shadows and the sheet's edge stay), so lighting and shadows
+       divide out. The brightest channel is used, so light coloured lines (blue rules, a red margin)
+       barely count while dark ink of any colour does.
+    2. Threshold, then connected pieces of ink: pieces touching the picture's edge (the desk, lines
+       running off the page, the edge of a shadow) are not the digit; the heaviest other piece is, with
+       the pieces close to it (a digit written in two strokes); far-away dots and specks are dropped.
+    """
+    light_paper = _light_paper(gray)
+    if picture.mode == "RGB":
+        red, green, blue = picture.split()
+        pick = ImageChops.lighter if light_paper else ImageChops.darker
+        channel = np.asarray(pick(pick(red, green), blue), dtype=np.float32) / 255
+    else:
+        channel = gray
+    value = channel if light_paper else 1 - channel
+    paper = _paper_brightness(value)
+    # relative to the paper nearby, but not to a dark desk's texture: at most DARK_PAPER times the page
+    page = float(np.percentile(paper[::4, ::4], 90))
+    darkness = np.clip((paper - value) / np.maximum(paper, DARK_PAPER * page), 0, 1)
+
+    sample = darkness[::2, ::2]
+    typical = float(np.median(sample))
+    spread = float(np.median(np.abs(sample - typical))) * 1.4826
+    level = float(np.asarray(Image.fromarray(darkness).reduce(2)).max())  # of 2x2 means: a noisy pixel is not ink
+    if level - typical < MIN_CONTRAST:
+        raise EmptyDrawing("The image is empty: draw or upload a digit first.")
+    threshold = max(typical + NOISE_SIGMAS * spread, typical + PHOTO_INK_THRESHOLD * (level - typical))
+    labels, count = ndimage.label(darkness > threshold, structure=np.ones((3, 3), bool))
+    if count == 0:
+        raise EmptyDrawing("No digit stands out from the paper: draw or upload a digit first.")
+    pieces = ndimage.find_objects(labels)
+    mass = ndimage.sum_labels(darkness, labels, np.arange(1, count + 1))
+    height, width = darkness.shape
+    inside = np.array([s[0].start > 0 and s[1].start > 0 and s[0].stop < height and s[1].stop < width for s in pieces])
+    main = int(np.argmax(np.where(inside, mass, -1) if inside.any() else mass))
+    rows, cols = pieces[main]
+    reach = NEAR * max(rows.stop - rows.start, cols.stop - cols.start)
+    y0, y1, x0, x1 = rows.start - reach, rows.stop + reach, cols.start - reach, cols.stop + reach
+    kept = [
+        index + 1 for index, (r, c) in enumerate(pieces)
+        if index == main or (inside[index] and mass[index] >= MIN_PIECE * mass[main]
+                             and r.start < y1 and r.stop > y0 and c.start < x1 and c.stop > x0)
+    ]
+    is_kept = np.zeros(count + 1, bool)
+    is_kept[kept] = True
+    box = (  # the kept pieces and a pixel around them (x0, y0, x1, y1)
+        max(0, min(pieces[i - 1][1].start for i in kept) - 1), max(0, min(pieces[i - 1][0].start for i in kept) - 1),
+        min(width, max(pieces[i - 1][1].stop for i in kept) + 1), min(height, max(pieces[i - 1][0].stop for i in kept) + 1),
+    )
+    crop = (slice(box[1], box[3]), slice(box[0], box[2]))
+    digit = ndimage.binary_dilation(is_kept[labels[crop]])  # with the soft edges of its strokes
+    low = typical + (threshold - typical) / 2
+    full = float(np.percentile(darkness[pieces[main]][labels[pieces[main]] == main + 1], 90))
+    ink = np.clip((darkness[crop] - low) / max(full - low, 1e-3), 0, 1) * digit
+    return _thinned(ink.astype(np.float32)), box
+
+
+def _thinned(ink: np.ndarray) -> np.ndarray:
+    """Strokes of a marker or a felt pen eroded to a pen's width, as MNIST's writers used.
+
+    Stroke width is twice the inked area over its outline; MNIST's is about an eighth of the digit's
+    size (95% of digits under a fifth)."""
+    solid = ink > 0.5
+    outline = int(solid.sum() - ndimage.binary_erosion(solid).sum())
+    width = 2 * float(solid.sum()) / max(outline, 1)
+    excess = int((width - MNIST_STROKE * max(ink.shape)) / 2)
+    if width <= THICK_STROKE * max(ink.shape) or excess < 1:
+        return ink
+    return ndimage.grey_erosion(ink, size=(2 * excess + 1, 2 * excess + 1))
+
+
+def _paper_brightness(value: np.ndarray) -> np.ndarray:
+    """The paper's brightness under the ink: a grey closing wider than a stroke, computed at half size."""
+    half = Image.fromarray(value).reduce(2)
+    window = max(3, round(BACKGROUND_WINDOW * min(half.size)))
+    closed = ndimage.grey_closing(np.asarray(half), size=(window, window))
+    height, width = value.shape
+    return np.asarray(Image.fromarray(closed).resize((width, height), Image.Resampling.BILINEAR))
+
+
+def _light_paper(gray: np.ndarray) -> bool:
+    """Dark ink on light paper, unless nearly all the picture is dark (chalk on a board, a lit screen).
+
+    Not judged by the picture's edge or its median: a dark desk around the sheet or a shadow across it
+    can cover either."""
+    sample = gray[::4, ::4]
+    return float(np.mean(sample > LIGHT_PAPER_LEVEL * np.percentile(sample, 99))) > LIGHT_PAPER_SHARE
+
+
+def _fit(shape: tuple[int, int], side: int) -> tuple[int, int]:
+    """(width, height) of an array of `shape` reduced to at most `side` on its longer side."""
+    height, width = shape
+    scale = min(1.0, side / max(height, width))
+    return max(1, round(width * scale)), max(1, round(height * scale))
+
+
+def _closer_look(image: Image.Image, box: tuple[int, int, int, int], scale: float) -> np.ndarray:
+    """The ink of a digit found small in a reduced photo, read again from the photo around it."""
+    side = max(box[2] - box[0], box[3] - box[1])
+    left, top, right, bottom = ((box[0] - side) * scale, (box[1] - side) * scale, (box[2] + side) * scale, (box[3] + side) * scale)
+    region = image.crop((max(0, round(left)), max(0, round(top)), min(image.width, round(right)), min(image.height, round(bottom))))
+    working, _ = _reduced(region, PHOTO_SIDE // 2)
+    return _photo_ink(working, np.asarray(working.convert("L"), dtype=np.float32) / 255)[0]
+
+
+def _centred(ink: np.ndarray) -> np.ndarray:
+    """Cropped ink (float, 0..1) scaled to fit MNIST's 20x20 box and centred by mass in 28x28, as uint8."""
     height, width = ink.shape
     scale = MNIST_BOX / max(height, width)
     new_size = (max(1, round(width * scale)), max(1, round(height * scale)))
