@@ -55,7 +55,9 @@ def test_train_n_epochs_shows_each_epoch_and_beats_the_baseline(page):
                    for m in [re.search(r"epoch (\d+):", text)] if m}
     assert len(epochs_seen - {0}) >= 3, epochs_seen  # the run was shown as it went, not only at its end
     assert image_source(page, "learn-weights") != first_picture  # the weights picture follows the learning
-    expect(page.locator("#learn-accuracy")).to_be_visible()
+    for series, colour in (("validation accuracy", "#d62728"), ("baseline (pixel similarity)", "#7f7f7f")):
+        line = page.locator(f"#learn-accuracy svg path[aria-label*='{series}']").first
+        expect(line).to_have_attribute("stroke", colour)  # both lines drawn, in their colours
     no_error_shown(page)
     screenshot(page, "learn-pixels-linear")
 
