@@ -1,7 +1,7 @@
 """Speed of chapter 4's learning views on this machine, with one torch thread (as app.py serves); prints
 figures beside the targets, judges nothing.
 
-    .venv/bin/python bench/bench_learn.py [--repeats 7]
+    .venv/bin/python bench/bench_learn.py [--repeats 7] [--no-browser]
 
 Targets from issue 14: 20 linear epochs under 0.3 s and 40 simple-net epochs under 1.5 s; each epoch's
 redraw in the live view under 100 ms.
@@ -12,11 +12,15 @@ redraw in the live view under 100 ms.
 2. one epoch's redraw: the section's outputs for the latest epoch (accuracy and loss tables, first-layer
    picture, status) and Gradio's postprocessing of them (the picture written as a PNG, the plots'
    tables serialised), after 20 / 40 epochs;
-3. the quadratic tab's new views: 2000 SGD steps on 8 ReLUs with their two plots, and the loss landscape.
+3. the quadratic tab's new views: 2000 SGD steps on 8 ReLUs with their two plots, and the loss landscape;
+4. the live view in Chromium (when installed): "Train N epochs" on a real server with the pause between
+   epochs removed, the time from one epoch's status to the next in the page: training the epoch, its
+   redraw, the transfer and the page's update of both plots and the picture.
 """
 from __future__ import annotations
 
 import argparse
+import shutil
 import statistics
 import sys
 from pathlib import Path
@@ -24,10 +28,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(ROOT / "tests"))
 
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
+from conftest import serving  # noqa: E402
 from dlcourse import learn_pixels as lp  # noqa: E402
 from dlcourse import quadratic as q  # noqa: E402
 from dlcourse import quadratic_session as qs  # noqa: E402
@@ -99,9 +105,45 @@ def quadratic_views(repeats: int) -> None:
     print(f"loss landscape with a 200-step path: median {statistics.median(contours):.0f} ms")
 
 
+def in_browser(baseline: PixelBaseline, chromium: str, epochs: int = 20) -> None:
+    from playwright.sync_api import sync_playwright
+
+    learn_ui.FRAME_SECONDS = 0.0  # no pause between epochs: frames as fast as they can be made and shown
+    record = """() => {
+        window.__stamps = [];
+        const status = document.querySelector('#learn-status');
+        new MutationObserver(() => {
+            const m = status.innerText.match(/epoch (\\d+):/);
+            if (m && !window.__stamps.some(s => s[0] === +m[1])) window.__stamps.push([+m[1], performance.now()]);
+        }).observe(status, {childList: true, subtree: true, characterData: true});
+    }"""
+    with gr.Blocks() as demo:
+        learn_ui.build(baseline)
+    demo.queue()
+    with serving(demo) as url, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=["--headless", "--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 1000})
+        page.goto(url)
+        page.locator("#learn-epochs input[type=number]").fill(str(epochs))
+        page.locator("#learn-epochs input[type=number]").press("Enter")
+        for model in lp.MODEL_NAMES:
+            page.locator("#learn-model").get_by_text(model).click()
+            page.locator("#learn-status").filter(has_text=f"{model}, epoch 0").wait_for()
+            page.evaluate(record)
+            page.locator("#learn-run").click()
+            page.locator("#learn-status").filter(has_text=f"epoch {epochs}:").wait_for(timeout=120_000)
+            stamps = [stamp for stamp in page.evaluate("() => window.__stamps") if stamp[0] >= 1]
+            gaps = [later[1] - earlier[1] for earlier, later in zip(stamps, stamps[1:])]
+            print(f"Chromium, {model}, Train {epochs} epochs without pauses: {len(stamps)} epochs shown, one to the "
+                  f"next p50 {statistics.median(gaps):.0f} ms, p95 {percentile(gaps, 95):.0f} ms (training the "
+                  f"epoch included)")
+        browser.close()
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument("--no-browser", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)
     baseline = PixelBaseline.load()
@@ -111,3 +153,8 @@ if __name__ == "__main__":
     training(data, args.repeats)
     redraw(data, lp.baseline_accuracy(baseline), args.repeats)
     quadratic_views(args.repeats)
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium and not args.no_browser:
+        in_browser(baseline, chromium)
+    else:
+        print("Chromium: skipped (not installed, or --no-browser)")
