@@ -140,7 +140,7 @@ def build(baseline: PixelBaseline) -> None:
         notes: list[str] = []
         training = training_for(state, model, lr, batch_size, seed, book_start, notes)
         count = int(checked_number("epochs", epochs if count is None else count, 1, UI_MAX_EPOCHS, notes,
-                                      integer=True))
+                                   integer=True))
         last = training.epoch + count
         for _ in range(count):
             began = time.monotonic()
