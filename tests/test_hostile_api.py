@@ -3,7 +3,8 @@
 Raw HTTP (POST /gradio_api/call/<api_name>, then the event's SSE stream; files through POST
 /gradio_api/upload) and gradio_client, against the whole Space served in this process. Every case gets
 an error that says what is wrong, and the next good request to the same endpoint is answered. The server
-never opens a file it was not given: an audit hook watches every file this process opens.
+never opens a file it was not given: an audit hook watches every file this process opens. The same cases,
+and the URLs Gradio's MCP server would fetch, go through the MCP route too (at the end of this file).
 """
 from __future__ import annotations
 
