@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from ..classifier import Classifier, classify_files
-from ..images import MIN_SIDE
+from ..images import DIGIT_DECODE_SIDE, MIN_SIDE
 from ..modelfile import ModelInfo
 from . import model_report
 from .common import ImageFile, digit_sketchpad, image_from_sketch, image_from_upload, shows_errors
@@ -93,7 +93,7 @@ def build(classifier: Classifier) -> None:
         Returns:
             The label with the highest probability and the probabilities of the most likely classes.
         """
-        return classifier.predict(image_from_upload(image))
+        return classifier.predict(image_from_upload(image, DIGIT_DECODE_SIDE if is_digits else None))
 
     @shows_errors
     def classify_drawing(sketch: dict | None) -> dict[str, float]:

@@ -104,11 +104,12 @@ def image_from_sketch(value: dict | None) -> Image.Image:
     return load_image(composite)
 
 
-def image_from_upload(path: str | None) -> Image.Image:
-    """An uploaded file, decoded; BadInput when there is none or it is not a usable image."""
+def image_from_upload(path: str | None, at_least: int | None = None) -> Image.Image:
+    """An uploaded file, decoded (a big JPEG only to `at_least` pixels, see `load_image`); BadInput when
+    there is none or it is not a usable image."""
     if not path:
         raise BadInput("No image was given: upload, paste or draw one first.")
-    return load_image(path)
+    return load_image(path, at_least)
 
 
 def shows_errors(fn: Callable) -> Callable:
