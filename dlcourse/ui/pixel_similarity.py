@@ -1,6 +1,9 @@
 """The Pixel similarity tab: draw a digit, see how far it is from each ideal (mean) digit, and why."""
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -8,6 +11,7 @@ import gradio as gr
 import pandas as pd
 
 from ..errors import BadInput
+from ..images import DIGIT_DECODE_SIDE
 from ..modelfile import ModelInfo
 from ..pixel_similarity import DISTANCE_NAMES, DISTANCES, MODES, Comparison, PixelBaseline, difference_picture, digit_picture
 from . import learn_pixels
@@ -141,6 +145,41 @@ def present(comparison: Comparison) -> tuple:
 
 
 NOTHING = (None, "", None, None, None, None)
+DRAWING_WAIT_S = 2.0  # how long a click handed an empty sketch waits for the drawing's own change event
+
+
+class LiveDrawings:
+    """The drawing each visitor's live answer (the sketchpad's change event) was last computed from.
+
+    Gradio's sketchpad, when it also has a change listener, uploads each new drawing for that change event,
+    and "Compare drawing" pressed while this is under way can be handed an empty sketch: the visitor would
+    be told the sketchpad is empty right after drawing. Such a click takes the drawing of the change event
+    instead, waiting for it when it has not arrived yet.
+    """
+
+    def __init__(self, keep: int = 1000):
+        self._latest: OrderedDict[str, tuple[float, str | None]] = OrderedDict()  # session -> (when, composite)
+        self._arrived = threading.Condition()
+        self._keep = keep
+
+    def record(self, session: str, sketch: dict | None) -> None:
+        with self._arrived:
+            self._latest[session] = (time.monotonic(), (sketch or {}).get("composite"))
+            self._latest.move_to_end(session)
+            while len(self._latest) > self._keep:
+                self._latest.popitem(last=False)
+            self._arrived.notify_all()
+
+    def fill(self, session: str, sketch: dict | None, wait: float = DRAWING_WAIT_S) -> dict | None:
+        """The sketch if it holds a drawing; else the drawing of a change event that arrives within `wait`
+        seconds, or failing that the last one seen (None after a cleared canvas)."""
+        if (sketch or {}).get("composite"):
+            return sketch
+        clicked = time.monotonic()
+        with self._arrived:
+            self._arrived.wait_for(lambda: self._latest.get(session, (0.0, None))[0] >= clicked, timeout=wait)
+            composite = self._latest.get(session, (0.0, None))[1]
+        return {"composite": composite} if composite else sketch
 
 
 def build(baseline: PixelBaseline, classifier: Any) -> None:
@@ -162,14 +201,20 @@ def build(baseline: PixelBaseline, classifier: Any) -> None:
         Returns:
             The closest digit; a sentence with its distance and the runner-up; every candidate's distance, closest first (a bar plot's data: rows of [digit, distance]); the 28x28 input as the baseline sees it; the ideal digit it is closest to; the per-pixel difference (input minus ideal) as a heat map.
         """
-        return (*present(baseline.compare_image(image_from_upload(image), mode, distance)), "image")
+        return (*present(baseline.compare_image(image_from_upload(image, DIGIT_DECODE_SIDE), mode, distance)), "image")
+
+    live_drawings = LiveDrawings()
 
     @shows_errors
-    def compare_drawing(sketch: dict | None, mode: str, distance: str):
+    def compare_drawing(sketch: dict | None, mode: str, distance: str, request: gr.Request | None = None):
+        if request is not None:
+            sketch = live_drawings.fill(request.session_hash, sketch)
         return (*present(baseline.compare_image(image_from_sketch(sketch), mode, distance)), "sketch")
 
-    def follow_drawing(sketch: dict | None, mode: str, distance: str):
+    def follow_drawing(sketch: dict | None, mode: str, distance: str, request: gr.Request | None = None):
         """While drawing: update as the digit takes shape; an empty or cleared canvas just clears."""
+        if request is not None:
+            live_drawings.record(request.session_hash, sketch)
         try:
             return (*present(baseline.compare_image(image_from_sketch(sketch), mode, distance)), "sketch")
         except BadInput:
@@ -178,7 +223,8 @@ def build(baseline: PixelBaseline, classifier: Any) -> None:
     def recompare(source: str | None, sketch: dict | None, image: str | None, mode: str, distance: str):
         """A new mode or distance: compare the last input again; nothing to compare is not an error."""
         try:
-            picture = image_from_sketch(sketch) if source == "sketch" else image_from_upload(image) if source == "image" else None
+            picture = (image_from_sketch(sketch) if source == "sketch"
+                       else image_from_upload(image, DIGIT_DECODE_SIDE) if source == "image" else None)
         except BadInput:
             picture = None
         if picture is None:
