@@ -21,7 +21,6 @@ from .fastai_layers import TORCHVISION_ARCHS
 from .modelfile import ModelInfo, build_network, save_model_file
 from .safe_pickle import Record, is_record
 
-LEARNER = "fastai.learner.Learner"
 # Losses whose activation is a softmax over classes (what learn.predict reports) and the multi-label ones.
 SOFTMAX_LOSSES = ("fastai.losses.CrossEntropyLossFlat", "fastai.losses.LabelSmoothingCrossEntropyFlat",
                   "fastai.losses.LabelSmoothingCrossEntropy", "fastai.losses.FocalLossFlat")
@@ -58,9 +57,9 @@ def read_export(path: str | Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
     """(description, state_dict) of a fastai image classifier export; BadInput, in one line, for anything else."""
     path = Path(path)
     learner = safe_pickle.load(path)
-    if not is_record(learner, LEARNER):
-        found = type(learner).name() if isinstance(learner, Record) else type(learner).__name__
-        raise BadInput(f"{path} is not a fastai Learner export (it holds a {found}).")
+    if not (is_record(learner) and type(learner).module.startswith("fastai.") and
+            type(learner).qualname.endswith("Learner")):
+        raise BadInput(f"{path} is not a fastai Learner export (it holds a {_name(learner)}).")
     try:
         return _describe(learner, path)
     except BadInput as error:
@@ -70,9 +69,9 @@ def read_export(path: str | Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
 def _describe(learner: Record, path: Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
     attrs = learner.attrs()
     model, dls = attrs.get("model"), attrs.get("dls")
-    for record in _records(learner):
+    for record in [learner, model, *_records(learner)]:  # the learner or model says it first; else the data...
         for prefix, kind in OTHER_APPLICATIONS.items():
-            if type(record).module.startswith(prefix):
+            if is_record(record) and type(record).module.startswith(prefix):
                 raise BadInput(f"it is {kind} ({type(record).name()}); only image classifiers are served.")
     _check_loss(attrs.get("loss_func"))
     if not (is_record(model, "torch.nn.modules.container.Sequential") and list(_children(model)) == ["0", "1"]):

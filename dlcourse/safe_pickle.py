@@ -194,8 +194,8 @@ def load(path: str | Path) -> Any:
 
         try:
             return _Unpickler(io.BytesIO(archive.read(names[0])), read_storage).load()
-        except BadInput:
-            raise
+        except BadInput as error:  # a tensor pointing outside its data, missing data
+            raise BadInput(f"{path} is damaged: {error}") from None
         except (pickle.UnpicklingError, zipfile.BadZipFile, EOFError, ValueError, TypeError, AttributeError,
                 IndexError, KeyError, RuntimeError, OverflowError, MemoryError, RecursionError) as error:
             reason = " ".join(str(error).split()[:20]) or type(error).__name__
