@@ -77,6 +77,8 @@ def test_the_default_models_picks_are_real_test_digits_it_reads_right():
     for example in examples:
         assert example["image"].shape == (1, 28, 28) and example["image"].numpy().tobytes() in originals
         assert next(iter(classifier.predict(picture(example).convert("RGB")))) == example["label"]
+    few = pick_examples(valid, classifier.meta, predict_with(classifier.model), limit=4)
+    assert [example["label"] for example in few] == ["0", "1", "2", "3"]  # a turn each, as far as the limit goes
 
 
 def test_unusable_examples_in_a_model_file_are_left_out(tmp_path):

@@ -280,7 +280,8 @@ def csv_data(root: Path, labels: CsvLabels, valid_pct: float, seed: int, check_w
     rows = _read_csv(root, labels.file)
     header, body = rows[0], rows[1:]
     fn_at, label_at = _csv_column(header, labels.fn_col, "--fn-col"), _csv_column(header, labels.label_col, "--label-col")
-    valid_col = labels.valid_col if labels.valid_col is not None else ("is_valid" if "is_valid" in header else None)
+    valid_col = labels.valid_col if labels.valid_col is not None else (
+        "is_valid" if "is_valid" in [name.strip() for name in header] else None)
     valid_at = _csv_column(header, valid_col, "--valid-col") if valid_col is not None else None
     needed = max(at for at in (fn_at, label_at, valid_at) if at is not None) + 1
 

@@ -66,9 +66,10 @@ def pick_examples(valid, info: ModelInfo, predict: Callable, per_class: int = EX
     from ..preprocess import eval_transform, image_to_uint8_tensor
 
     raw = valid.with_transform(None)
-    by_class: dict[int, list[int]] = {c: [] for c in range(len(info.classes))}
+    # Classes take turns, so classes past the first `limit` would never get one.
+    by_class: dict[int, list[int]] = {c: [] for c in range(min(len(info.classes), limit))}
     for index, target in enumerate(raw.targets):
-        if len(by_class[target]) < per_class * 4:  # a few spare, for the ones the model gets wrong
+        if target in by_class and len(by_class[target]) < per_class * 4:  # spares, for the ones the model gets wrong
             by_class[target].append(index)
     candidates = [index for indices in by_class.values() for index in indices]
     pictures = [thumbnail(raw[index][0], side) for index in candidates]
