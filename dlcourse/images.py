@@ -161,14 +161,16 @@ def to_mnist_digit(image: Image.Image) -> np.ndarray:
 
 
 def _reduced(image: Image.Image, side: int) -> tuple[Image.Image, float]:
-    """The image at most `side` pixels on its longer side (RGB or L), and how much it was reduced."""
+    """The image at most `side` pixels on its longer side (RGB or L), and how much it was reduced.
+
+    Reduced by a whole factor (the mean of each block of pixels), much faster than resampling."""
     if image.mode not in ("RGB", "L"):
         image = image.convert("RGB")
-    scale = max(image.size) / side
-    if scale <= 1:
+    factor = math.ceil(max(image.size) / side)
+    if factor <= 1:
         return image, 1.0
-    size = (max(1, round(image.width / scale)), max(1, round(image.height / scale)))
-    return image.resize(size, Image.Resampling.BOX, reducing_gap=2.0), scale
+    reduced = image.reduce(factor)
+    return reduced, image.width / reduced.width
 
 
 def _flat_ink(gray: np.ndarray, paper: float) -> np.ndarray:
@@ -210,7 +212,7 @@ def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tupl
     page = float(np.percentile(paper[::4, ::4], 90))
     darkness = np.clip((paper - value) / np.maximum(paper, DARK_PAPER * page), 0, 1)
 
-    sample = darkness[::2, ::2]
+    sample = darkness[::4, ::4]
     typical = float(np.median(sample))
     spread = float(np.median(np.abs(sample - typical))) * 1.4826
     level = float(np.asarray(Image.fromarray(darkness).reduce(2)).max())  # of 2x2 means: a noisy pixel is not ink
@@ -267,7 +269,8 @@ def _paper_brightness(value: np.ndarray) -> np.ndarray:
     window = max(3, round(BACKGROUND_WINDOW * min(half.size)))
     closed = ndimage.grey_closing(np.asarray(half), size=(window, window))
     height, width = value.shape
-    return np.asarray(Image.fromarray(closed).resize((width, height), Image.Resampling.BILINEAR))
+    doubled = closed.repeat(2, axis=0).repeat(2, axis=1)  # back to full size (PIL's reduce rounds up odd sides)
+    return np.pad(doubled, ((0, max(0, height - doubled.shape[0])), (0, max(0, width - doubled.shape[1]))), mode="edge")[:height, :width]
 
 
 def _light_paper(gray: np.ndarray) -> bool:

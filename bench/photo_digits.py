@@ -1,0 +1,117 @@
+"""Phone photos of real MNIST test digits, one difficulty at a time, through the served app's /classify.
+
+    .venv/bin/python bench/photo_digits.py [--per-condition 200] [--seed 2026]
+
+Renders --per-condition MNIST *test* digits (indices 5000-9999, drawn with --seed; the preprocessing was
+tuned on photos of digits 0-4999 made with other seeds) as JPEG photos of a page for every condition of
+`dlcourse.digit_variants.PHOTO_CONDITIONS`, and the same number of plain 28x28 test digits as PNG ("clean").
+Starts `python app.py` on a free port of 127.0.0.1, sends every picture as a visitor's program would
+(POST /gradio_api/upload, POST /gradio_api/call/classify, GET the answer), and prints the share read right
+per condition and overall. Exits 1 when overall is under 97% or any condition under 93%.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import io
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from load import start_app, stop  # noqa: E402
+
+from dlcourse.digit_variants import PHOTO_CONDITIONS, photograph  # noqa: E402
+from dlcourse.mnist import load_split  # noqa: E402
+
+HELD_OUT = slice(5000, 10000)  # test digits never looked at while the preprocessing was tuned
+TARGET_OVERALL, TARGET_EACH = 0.97, 0.93
+
+
+def pictures(mnist_dir: Path, per_condition: int, seed: int) -> dict[str, list[tuple[bytes, str, int]]]:
+    """condition -> [(file bytes, file suffix, true digit)], reproducible from the seed."""
+    images, labels = load_split(mnist_dir, "test")
+    images, labels = images[HELD_OUT], labels[HELD_OUT]
+    rng = np.random.default_rng(seed)
+    made: dict[str, list[tuple[bytes, str, int]]] = {}
+    chosen = rng.choice(len(images), per_condition, replace=False)
+    made["clean"] = [(png(images[i]), ".png", int(labels[i])) for i in chosen]
+    for condition in PHOTO_CONDITIONS:
+        chosen = rng.choice(len(images), per_condition, replace=False)
+        made[condition] = [(photograph(images[i], condition, rng), ".jpg", int(labels[i])) for i in chosen]
+    return made
+
+
+def png(digit: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(digit).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def classify(http: httpx.Client, url: str, data: bytes, suffix: str) -> str:
+    """The label /classify gives one picture, through Gradio's plain HTTP routes (or the error it says)."""
+    uploaded = http.post(f"{url}gradio_api/upload", files={"files": (f"photo{suffix}", data)}).json()[0]
+    body = {"data": [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}]}
+    event = http.post(f"{url}gradio_api/call/classify", json=body).json()["event_id"]
+    stream = http.get(f"{url}gradio_api/call/classify/{event}").text
+    if "event: complete\ndata: " not in stream:
+        return f"error: {stream.split('data: ', 1)[-1].strip()[:80]}"
+    payload = stream.split("event: complete\ndata: ", 1)[1].split("\n", 1)[0]
+    return str(json.loads(payload)[0]["label"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--per-condition", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--mnist-dir", type=Path, default=ROOT / "data" / "mnist")
+    parser.add_argument("--clients", type=int, default=2, help="requests in flight at once")
+    args = parser.parse_args()
+
+    started = time.monotonic()
+    made = pictures(args.mnist_dir, args.per_condition, args.seed)
+    total = sum(len(items) for items in made.values())
+    print(f"rendered {total} pictures ({args.per_condition} per condition, seed {args.seed}) "
+          f"in {time.monotonic() - started:.0f} s", flush=True)
+    with tempfile.TemporaryDirectory() as logs:
+        server, url = start_app(Path(logs) / "app.log", ROOT / "app.py")
+        try:
+            with httpx.Client(timeout=120) as http, concurrent.futures.ThreadPoolExecutor(args.clients) as pool:
+                answers = {
+                    condition: list(pool.map(lambda item: classify(http, url, item[0], item[1]), items))
+                    for condition, items in made.items()
+                }
+        finally:
+            stop(server)
+
+    print(f"\n| condition | pictures | read right | accuracy |\n| --- | ---: | ---: | ---: |")
+    right_all = 0
+    shares = {}
+    for condition, items in made.items():
+        right = sum(answer == str(digit) for answer, (_, _, digit) in zip(answers[condition], items))
+        errors = sum(answer.startswith("error") for answer in answers[condition])
+        shares[condition] = right / len(items)
+        right_all += right if condition != "clean" else 0
+        note = f" ({errors} refused)" if errors else ""
+        print(f"| {condition} | {len(items)} | {right}{note} | {shares[condition]:.1%} |")
+    photos = total - len(made["clean"])
+    overall = right_all / photos
+    print(f"| **all photos** | {photos} | {right_all} | **{overall:.1%}** |")
+    worst = min((share, condition) for condition, share in shares.items())
+    met = overall >= TARGET_OVERALL and worst[0] >= TARGET_EACH
+    print(f"\noverall {overall:.1%} (target {TARGET_OVERALL:.0%}); lowest {worst[1]} {worst[0]:.1%} "
+          f"(target {TARGET_EACH:.0%} each): {'met' if met else 'NOT met'}; {time.monotonic() - started:.0f} s in all")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
