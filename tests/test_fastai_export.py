@@ -344,3 +344,18 @@ def test_read_export_refuses_a_plain_pickle_file(tmp_path):
     path.write_bytes(pickle.dumps({"a": 1}))
     with pytest.raises(BadInput, match="not a torch zip file"):
         read_export(path)
+
+
+def test_a_fastai_2_7_export_is_served_as_its_learn_predict_answered():
+    """A file fastai 2.7 wrote (fastcore.transform pipelines, which fastai 2.8's load_learner refuses), kept in
+    tests/data/fastai-2.7 with what its learn.predict said (make.py there says how it was made)."""
+    folder = ROOT / "tests" / "data" / "fastai-2.7"
+    expected = json.loads((folder / "predictions.json").read_text())
+    with zipfile.ZipFile(folder / "export.pkl") as archive:
+        assert b"fastcore.transform" in archive.read(next(n for n in archive.namelist() if n.endswith("/data.pkl")))
+    classifier = Classifier.from_file(folder / "export.pkl")
+    assert expected["fastai"].startswith("2.7.") and classifier.classes == expected["vocab"]
+    assert classifier.meta.origin == "fastai export: vision_learner, test_resnet" and classifier.meta.resize == "squish"
+    for name, probs in expected["probs"].items():
+        got = classifier.predict(load_image(folder / name))
+        assert all(abs(got[label] - p) < TOLERANCE for label, p in zip(expected["vocab"], probs)), name
