@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "model" / "model.pkl"
 MODEL_FILENAME = "model.pkl"
 CARD_FILENAME = "README.md"
+TIMM_FILES = ("model.safetensors", "config.json")  # what timm.create_model("hf-hub:...", pretrained=True) reads
 REPORT_FOLDER = "report"  # train.py's report figures, in a pushed model repo
 TIMM_CROP_MODES = {"resize-crop": "center"}  # a model file's resize -> timm's crop_mode (at crop_pct 1)
 # pretrained_cfg keys that describe the checkpoint training started from, not the weights pushed
@@ -77,7 +78,7 @@ def push_to_hub(repo_id: str, model_path: str | Path, token: str | None = None,
             f"--push-to-hub {repo_id}: no Hugging Face token (set HF_TOKEN or run `hf auth login`). "
             f"The model file is kept at {model_path}."
         )
-    from huggingface_hub import CommitOperationAdd, HfApi
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete, HfApi
 
     info, _ = load_model_file(model_path)
     with tempfile.TemporaryDirectory(prefix="dlcourse-push-") as folder:
@@ -85,9 +86,13 @@ def push_to_hub(repo_id: str, model_path: str | Path, token: str | None = None,
         api = HfApi(token=token)
         try:
             url = api.create_repo(repo_id, repo_type="model", exist_ok=True)
+            # An earlier push's timm files or figures that this one lacks would describe another model.
+            stale = [name for name in api.list_repo_files(repo_id) if name not in staged
+                     and (name in TIMM_FILES or name.startswith(f"{REPORT_FOLDER}/"))]
             api.create_commit(
                 repo_id,
-                [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(Path(folder) / name)) for name in staged],
+                [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(Path(folder) / name)) for name in staged]
+                + [CommitOperationDelete(path_in_repo=name) for name in stale],
                 commit_message=f"Upload {MODEL_FILENAME} ({info.arch}, accuracy {info.accuracy or 0:.4f})",
             )
         except Exception as error:  # unreachable Hub, bad token, no rights, bad repo name: all said in one line

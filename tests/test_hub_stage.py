@@ -40,6 +40,18 @@ def shapes_model(tmp_path_factory) -> Path:
     return work / "shapes.pkl"
 
 
+@pytest.fixture(scope="module")
+def fastai_export(tmp_path_factory) -> Path:
+    """A real fastai learn.export(): vision_learner on three shapes, timm's test_resnet body, fastai's head."""
+    from fastai.vision.all import ImageDataLoaders, Resize, vision_learner
+
+    work = tmp_path_factory.mktemp("fastai")
+    data = make_image_folder(work / "data", per_class=4, nested=False)
+    dls = ImageDataLoaders.from_folder(data, valid_pct=0.25, item_tfms=Resize(32), bs=4, num_workers=0, device="cpu")
+    vision_learner(dls, "test_resnet", pretrained=False).export(work / "export.pkl")
+    return work / "export.pkl"
+
+
 def files_in(folder: Path) -> list[str]:
     return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
 
@@ -117,15 +129,10 @@ def test_a_photo_model_round_trips_through_timm(shapes_model, tmp_path):
     assert {label: p for p, label in scope["top5"]} == pytest.approx(app, abs=0.02)
 
 
-def test_a_fastai_export_gets_no_timm_files_and_the_card_says_why(tmp_path):
+def test_a_fastai_export_gets_no_timm_files_and_the_card_says_why(tmp_path, fastai_export):
     """A real fastai learn.export() (vision_learner: timm body, fastai head): timm.create_model cannot rebuild
     that network from a name, so no config.json or model.safetensors; model.pkl is the converted, safe file."""
-    from fastai.vision.all import ImageDataLoaders, Resize, vision_learner
-
-    data = make_image_folder(tmp_path / "data", per_class=4, nested=False)
-    dls = ImageDataLoaders.from_folder(data, valid_pct=0.25, item_tfms=Resize(32), bs=4, num_workers=0, device="cpu")
-    vision_learner(dls, "test_resnet", pretrained=False).export(tmp_path / "export.pkl")
-    staged = hub.stage(tmp_path / "export.pkl", tmp_path / "staged", "someone/shapes")
+    staged = hub.stage(fastai_export, tmp_path / "staged", "someone/shapes")
     assert staged == ["README.md", "model.pkl"]
     card = (tmp_path / "staged" / "README.md").read_text()
     assert ("timm cannot load this model alone: its network is a timm-features body under a fastai head "
@@ -136,32 +143,55 @@ def test_a_fastai_export_gets_no_timm_files_and_the_card_says_why(tmp_path):
     assert record["meta"]["head"]["kind"] == "fastai" and record["meta"]["classes"] == list(SHAPES)
     image = shape_image("circle", random.Random(4))
     assert Classifier.from_file(tmp_path / "staged" / "model.pkl").predict(image) == pytest.approx(
-        Classifier.from_file(tmp_path / "export.pkl").predict(image))
+        Classifier.from_file(fastai_export).predict(image))
 
 
-def test_push_uploads_exactly_the_staged_files(tmp_path, monkeypatch):
-    """The Hub, as far as push_to_hub talks to it, stubbed (it needs the network): one commit of the staged files."""
+class StubHubApi:
+    """The Hub, as far as push_to_hub talks to it (the real one needs the network): a repo's files, commits."""
+
+    files: list[str] = []
+    commits: list[dict] = []
+
+    def __init__(self, token=None):
+        assert token == "hf_test"
+
+    def create_repo(self, repo_id, **kwargs):
+        return f"https://huggingface.co/{repo_id}"
+
+    def list_repo_files(self, repo_id, **kwargs):
+        return list(self.files)
+
+    def create_commit(self, repo_id, operations, **kwargs):  # read now: the staging folder is gone afterwards
+        self.commits.append({op.path_in_repo: Path(op.path_or_fileobj).read_bytes() if hasattr(op, "path_or_fileobj")
+                             else None for op in operations})
+
+
+@pytest.fixture
+def stub_hub(monkeypatch):
     import huggingface_hub
 
-    commits = []
-
-    class StubHubApi:
-        def __init__(self, token=None):
-            assert token == "hf_test"
-
-        def create_repo(self, repo_id, **kwargs):
-            return f"https://huggingface.co/{repo_id}"
-
-        def create_commit(self, repo_id, operations, **kwargs):  # read now: the staging folder is gone afterwards
-            commits.append({op.path_in_repo: Path(op.path_or_fileobj).read_bytes() for op in operations})
-
     monkeypatch.setattr(huggingface_hub, "HfApi", StubHubApi)
+    StubHubApi.files, StubHubApi.commits = [], []
+    return StubHubApi
+
+
+def test_push_uploads_exactly_the_staged_files(tmp_path, stub_hub):
     assert hub.push_to_hub("someone/digits", hub.DEFAULT_MODEL_PATH, token="hf_test") == "https://huggingface.co/someone/digits"
     staged = hub.stage(hub.DEFAULT_MODEL_PATH, tmp_path / "staged", "someone/digits")
-    (uploaded,) = commits
+    (uploaded,) = stub_hub.commits
     assert sorted(uploaded) == staged
     for name in ("model.pkl", "model.safetensors", "config.json", "README.md", "report/report.json"):
         assert uploaded[name] == (tmp_path / "staged" / name).read_bytes(), name
+
+
+def test_push_deletes_an_earlier_pushs_timm_files_the_model_no_longer_has(fastai_export, stub_hub):
+    """A fastai model pushed where a timm one was: its stale config.json would tell timm to build the old model."""
+    stub_hub.files = ["README.md", "model.pkl", "model.safetensors", "config.json", "report/curves.png", "notes.md"]
+    hub.push_to_hub("someone/shapes", fastai_export, token="hf_test")
+    (commit,) = stub_hub.commits
+    deleted = sorted(name for name, content in commit.items() if content is None)
+    assert deleted == ["config.json", "model.safetensors", "report/curves.png"]  # the user's notes.md stays
+    assert sorted(name for name, content in commit.items() if content is not None) == ["README.md", "model.pkl"]
 
 
 def test_stage_refuses_a_folder_with_files_and_a_file_that_is_not_a_model(tmp_path):

@@ -91,6 +91,9 @@ def test_push_to_hub_uploads_the_report_and_shows_it_in_the_model_card(tmp_path,
         def create_repo(self, repo_id, **kwargs):
             return f"https://huggingface.co/{repo_id}"
 
+        def list_repo_files(self, repo_id, **kwargs):
+            return []
+
         def create_commit(self, repo_id, operations, **kwargs):  # read now: push's staging folder goes afterwards
             commits.append({op.path_in_repo: Path(op.path_or_fileobj).read_bytes() for op in operations})
 
