@@ -286,28 +286,55 @@ def train(data: ThreesAndSevens, settings: Settings) -> Training:
 # ---------------------------------------------------------------- words and pictures
 
 
+SHADES = 255  # weights drawn in this many shades, from most "7" (blue) through white to most "3" (red)
+
+
+@functools.lru_cache(maxsize=1)
+def _palette() -> list[int]:
+    """The pixel-similarity heat map's colours for SHADES values from -1 to 1, as a PNG palette."""
+    ramp = torch.linspace(-1, 1, SHADES).reshape(1, SHADES)
+    return list(difference_picture(ramp, 1).tobytes())
+
+
+def _shades(weights: torch.Tensor) -> np.ndarray:
+    """Weights scaled to their largest size, as palette indices (SHADES // 2, white, for 0)."""
+    peak = float(weights.abs().max())
+    scaled = weights / peak if peak > 0 else weights
+    return ((scaled.clamp(-1, 1) + 1) * ((SHADES - 1) / 2)).round().to(torch.uint8).numpy()
+
+
+def _paletted(indices: np.ndarray, scale: int) -> Image.Image:
+    # A palette picture: its PNG is a few times quicker to write than RGB (it is written every epoch).
+    picture = Image.fromarray(indices, "P")
+    picture.putpalette(_palette())
+    return picture.resize((indices.shape[1] * scale, indices.shape[0] * scale), Image.Resampling.NEAREST)
+
+
 def weights_picture(weights: torch.Tensor, scale: int = 8) -> Image.Image:
     """(28, 28) weights as a picture: red where ink pushes towards "3", blue towards "7", white near 0."""
-    peak = float(weights.abs().max())
-    return difference_picture(weights / peak if peak > 0 else weights, scale)
+    return _paletted(_shades(weights), scale)
 
 
-def features_picture(features: torch.Tensor, columns: int = 6, scale: int = 3, gap: int = 4) -> Image.Image:
-    """Each first-layer feature (n, 28, 28) as a small weights picture (each scaled to its own largest
-    weight), in a grid on white."""
-    tiles = [weights_picture(feature, scale) for feature in features]
-    side = MNIST_SIZE * scale
-    rows = math.ceil(len(tiles) / columns)
-    sheet = Image.new("RGB", (columns * (side + gap) - gap, rows * (side + gap) - gap), "white")
-    for i, tile in enumerate(tiles):
-        sheet.paste(tile, ((i % columns) * (side + gap), (i // columns) * (side + gap)))
-    return sheet
+def features_picture(features: torch.Tensor, columns: int = 6, scale: int = 2, gap: int = 1) -> Image.Image:
+    """Each first-layer feature (n, 28, 28) drawn like `weights_picture` (each scaled to its own largest
+    weight), in a grid on white with `gap` pixels (before scaling) between them."""
+    rows = math.ceil(len(features) / columns)
+    step = MNIST_SIZE + gap
+    sheet = np.full((rows * step - gap, columns * step - gap), SHADES // 2, np.uint8)
+    for i, feature in enumerate(features):
+        top, left = (i // columns) * step, (i % columns) * step
+        sheet[top:top + MNIST_SIZE, left:left + MNIST_SIZE] = _shades(feature)
+    return _paletted(sheet, scale)
 
 
 def layer_picture(training: Training) -> Image.Image:
-    """What the first layer looks for: the linear model's 784 weights, or simple net's 30 features."""
+    """What the first layer looks for: the linear model's 784 weights, or simple net's 30 features, each
+    turned by the sign of its weight in the second layer, so that in both red pushes the answer towards
+    "3" (for a feature: while it is active; the ReLU passes it on unchanged in sign)."""
     layer = training.first_layer()
-    return weights_picture(layer[0]) if len(layer) == 1 else features_picture(layer)
+    if len(layer) == 1:
+        return weights_picture(layer[0])
+    return features_picture(layer * training.params[2].detach().sign().view(-1, 1, 1))
 
 
 def status(training: Training, baseline: float) -> str:

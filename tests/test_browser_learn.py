@@ -87,7 +87,7 @@ def test_simple_net_shows_its_30_features(page):
     features = page.locator("#learn-weights img")
     page.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=features.element_handle())
     width, height = features.evaluate("img => [img.naturalWidth, img.naturalHeight]")
-    assert (width, height) == (6 * 84 + 5 * 4, 5 * 84 + 4 * 4)  # 6 x 5 tiles of 28 x 3 px, 4 px apart
+    assert (width, height) == (2 * (6 * 28 + 5), 2 * (5 * 28 + 4))  # 6 x 5 features, each pixel 2 x 2
     no_error_shown(page)
     screenshot(page, "learn-pixels-simple-net")
 

@@ -131,13 +131,21 @@ def test_a_batch_at_a_time_adds_up_to_an_epoch(data):
 
 def test_pictures_of_the_first_layer(data):
     training = run(data, epochs=2)
-    picture = lp.layer_picture(training)
-    assert picture.size == (224, 224) and picture.mode == "RGB"
+    picture = lp.layer_picture(training).convert("RGB")
+    assert picture.size == (224, 224)
     weights = training.first_layer()[0]
     row, col = np.unravel_index(int(weights.argmax()), (28, 28))
     assert picture.getpixel((int(col) * 8 + 4, int(row) * 8 + 4)) == (255, 0, 0)  # the strongest "3" pixel: red
     net = run(data, model="simple net", epochs=1)
-    assert lp.layer_picture(net).size == (6 * 84 + 5 * 4, 5 * 84 + 4 * 4)
+    sheet = lp.layer_picture(net)
+    assert sheet.size == (2 * (6 * 28 + 5), 2 * (5 * 28 + 4))  # 6 x 5 features, 1 px apart, each pixel 2 x 2
+    assert sheet.convert("RGB").getpixel((2 * 28, 0)) == (255, 255, 255)  # the gap: white
+    # each feature is turned by its sign in the second layer: red still pushes towards "3"
+    features, second = net.first_layer(), net.params[2].detach().view(-1)
+    for i in (int(second.argmin()), int(second.argmax())):
+        row, col = np.unravel_index(int(features[i].argmax()), (28, 28))  # the feature's most positive pixel
+        x, y = 2 * ((i % 6) * 29 + int(col)), 2 * ((i // 6) * 29 + int(row))
+        assert sheet.convert("RGB").getpixel((x, y)) == ((255, 0, 0) if second[i] > 0 else (0, 0, 255)), i
 
 
 # ---------------------------------------------------------------- limits

@@ -43,7 +43,8 @@ where the answers are wrong or unsure.
 
 **The pictures.** For the linear model each pixel's weight is drawn where the pixel is: **red** where ink
 pushes towards "3", **blue** towards "7". For simple net each of the 30 small pictures is one first-layer
-feature, drawn the same way (each scaled to its own largest weight).
+feature (each scaled to its own largest weight), turned by the sign of its weight in the second layer, so
+that there too red pushes the answer towards "3" whenever the feature is active (above 0, past the ReLU).
 
 **The book's first try** starts the weights from a normal distribution with standard deviation 1 and feeds
 the batches in order (all the 3s, then all the 7s). It still learns, but more slowly and less well:
