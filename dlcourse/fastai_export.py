@@ -64,6 +64,8 @@ def read_export(path: str | Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
         return _describe(learner, path)
     except BadInput as error:
         raise BadInput(f"{path} cannot be served: {error}") from None
+    except RecursionError:  # modules nested in a cycle or thousands deep: no network vision_learner makes
+        raise BadInput(f"{path} cannot be served: its modules nest without end.") from None
 
 
 def _describe(learner: Record, path: Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:

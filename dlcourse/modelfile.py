@@ -1,7 +1,8 @@
-"""The one format of model.pkl: weights plus a self-description, safe to open.
+"""The one format of model.pkl: weights plus a self-description (`ModelInfo`), safe to open.
 
 A model file is a `torch.save`d dict of plain values and tensors only, so it loads with
 `torch.load(weights_only=True)`: opening it can never run code. `train.py` writes it, the app reads it.
+A fastai `learn.export()` file opens too, read by `fastai_export` into the same description without running it.
 """
 from __future__ import annotations
 

@@ -116,15 +116,16 @@ def _latin1(text: Any, encoding: Any = "utf-8") -> Any:
     return _record_class("_codecs", "encode")(text, encoding)
 
 
+PLAIN_TYPES = (str, int, float, bool, list, tuple, dict, set, frozenset, bytes, type(None))
+
+
 def _plain(kind: type) -> Callable[..., Any]:
-    """A builtin constructor restricted to plain arguments (`bytes(10**12)` would allocate a terabyte)."""
-    plain = (str, int, float, bool, list, tuple, dict, set, frozenset, bytes, type(None))
+    """A builtin constructor, for plain arguments only; anything else is recorded, not made."""
 
     def build(*args: Any) -> Any:
-        if len(args) <= 1 and all(type(arg) in plain for arg in args) and not (kind is bytes and args and
-                                                                               not isinstance(args[0], (bytes, list))):
-            return kind(*args)
-        return _record_class("builtins", kind.__name__)(*args)
+        plain = len(args) <= 1 and all(type(arg) in PLAIN_TYPES for arg in args)
+        sized = kind is bytes and bool(args) and isinstance(args[0], int)  # bytes(10**12) allocates a terabyte
+        return kind(*args) if plain and not sized else _record_class("builtins", kind.__name__)(*args)
 
     return build
 
