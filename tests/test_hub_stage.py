@@ -233,3 +233,15 @@ def test_stage_takes_train_pys_report_folder(tmp_path, capsys):
         assert (tmp_path / "out" / "report" / name).read_bytes() == (folder / name).read_bytes()
     card = (tmp_path / "out" / "README.md").read_text()
     assert "](report/lr_find.png)" in card and "[report.json](report/report.json)" in card
+
+
+def test_push_from_the_command_line(stub_hub, monkeypatch, capsys):
+    monkeypatch.setenv("HF_TOKEN", "hf_test")
+    assert hub.main(["push", str(hub.DEFAULT_MODEL_PATH), "someone/digits"]) == 0
+    assert capsys.readouterr().out.strip() == "https://huggingface.co/someone/digits"
+    (commit,) = stub_hub.commits
+    assert {"model.pkl", "model.safetensors", "config.json", "README.md"} <= set(commit)
+    monkeypatch.setenv("HF_TOKEN", "")
+    monkeypatch.setattr(hub, "hub_token", lambda: None)  # no cached `hf auth login` token either
+    assert hub.main(["push", str(hub.DEFAULT_MODEL_PATH), "someone/digits"]) == 1
+    assert capsys.readouterr().err.startswith("error: --push-to-hub someone/digits: no Hugging Face token")
