@@ -144,3 +144,20 @@ def test_incomplete_meta_is_refused_on_save_and_load(tmp_path, model):
     torch.save(record, path)
     with pytest.raises(BadInput, match="unknown preprocessing"):
         load_model_file(path)
+
+
+def test_one_accuracy_rule_for_every_view():
+    """A file that records only an error rate: the Classify panel, the report, the model card and the Pixel
+    similarity tab all show the same accuracy, taken from ModelInfo.accuracy."""
+    from dlcourse.hub import model_card
+    from dlcourse.report import for_display
+    from dlcourse.ui.classify import model_card_markdown
+    from dlcourse.ui.pixel_similarity import classifier_markdown
+
+    info = ModelInfo.from_dict(META | {"classes": [str(d) for d in range(10)], "metrics": {"error_rate": 0.0125}})
+    assert info.accuracy == pytest.approx(0.9875)
+    assert "| Validation accuracy | 98.75% |" in model_card_markdown(info)
+    assert "Validation accuracy: 98.75%" in for_display(info)["headline"]
+    assert "| validation accuracy | 0.9875 |" in model_card(info)
+    assert "**98.75%**" in classifier_markdown(info)
+    assert "| Made with | train.py |" in model_card_markdown(info)
