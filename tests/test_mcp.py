@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 import pytest
+from gradio_client import handle_file
 from mcp import ClientSession, types
 from mcp.client.streamable_http import streamablehttp_client
 
@@ -45,7 +46,7 @@ def texts(result: types.CallToolResult) -> list[str]:
 
 
 def value(text: str) -> Any:
-    """Gradio's MCP server returns a dict output as its Python text (str(dict)); read it back without eval."""
+    """Gradio's MCP server returns a dict output as its Python text (str(dict)), not JSON; read it back safely."""
     return ast.literal_eval(text)
 
 
@@ -82,8 +83,6 @@ def test_the_classifier_answers_an_image_sent_inline(app_url, client, example, l
     assert answer["label"] == label
     confidences = {item["label"]: item["confidence"] for item in answer["confidences"]}
     assert len(confidences) == 5 and max(confidences, key=confidences.get) == label
-    from gradio_client import handle_file
-
     over_http = client.predict(handle_file(EXAMPLES_DIR / example), api_name="/classify")
     assert over_http["label"] == label
     assert confidences[label] == pytest.approx(over_http["confidences"][0]["confidence"], abs=1e-6)
