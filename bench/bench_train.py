@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_train.py              # CPU defaults: small batch, few steps, a few minutes
     # a GPU, full size (issue 13), timm's train.py from a clone of github.com/huggingface/pytorch-image-models
     # (the timm package on PyPI does not ship it; use the tag of the installed version):
-    python bench/bench_train.py --batch-size 256 --steps 50 --warmup 10 --unique 512 \\
+    python bench/bench_train.py --batch-size 256 --steps 50 --warmup 10 --rounds 3 --unique 512 \\
         --timm-train ~/pytorch-image-models/train.py
 
 On a synthetic ImageFolder of JPEG photos (500x375 by default, generated into a temporary folder:
@@ -32,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,10 +61,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--photo-size", type=int, nargs=2, default=(500, 375), metavar=("W", "H"),
                    help="size of the JPEG photos (default %(default)s)")
     p.add_argument("--batch-size", type=int, default=8, help="default %(default)s (CPU); 256 on a GPU")
-    p.add_argument("--steps", type=int, default=4, help="timed steps per figure (default %(default)s; 50 on a GPU)")
-    p.add_argument("--warmup", type=int, default=2, help="untimed steps first (default %(default)s; 10 on a GPU)")
+    p.add_argument("--steps", type=int, default=3, help="timed steps per figure (default %(default)s; 50 on a GPU)")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps first (default %(default)s; 10 on a GPU)")
     p.add_argument("--unique", type=int, default=64, help="distinct photos generated (default %(default)s; 512 on a GPU)")
-    p.add_argument("--rounds", type=int, default=2, help="each figure is the best of this many (default %(default)s)")
+    p.add_argument("--rounds", type=int, default=1, help="each figure is the best of this many (default %(default)s; 3 on a GPU)")
     p.add_argument("--workers", type=int, help="loader processes (default: as train.py, cores - 1, at most 8)")
     p.add_argument("--device", choices=("auto", "cuda", "cpu"), default="auto")
     p.add_argument("--decode", choices=("workers", "device"), default="workers",
@@ -128,10 +129,10 @@ def rate(batches, work, batch_size: int, warmup: int, steps: int) -> float:
 
 
 def learner_for(arch: str, data, args, procs, *, amp: bool, channels_last: bool, compile: bool, decode: str,
-                dataset_type=ImageFiles) -> Learner:
+                dataset_type=ImageFiles, augment=PHOTO_AUGMENT) -> Learner:
     model = create_model(arch, len(data.classes), 3, pretrained=False)
     info = ModelInfo(arch=arch, classes=data.classes, in_chans=3, **input_config(model, 3, args.img_size))
-    train = dataset_type(data.train.paths, data.train.targets, train_transform(info, PHOTO_AUGMENT))
+    train = dataset_type(data.train.paths, data.train.targets, train_transform(info, augment))
     recipe = Recipe(batch_size=args.batch_size, workers=args.workers, amp=amp, channels_last=channels_last,
                     compile=compile, decode=decode, lr=LR)
     return Learner(model, train, data.valid, recipe, procs, log=lambda line: None)
@@ -225,13 +226,16 @@ def main() -> None:
         print(f"command: {' '.join(['python', 'bench/bench_train.py', *sys.argv[1:]])}\n")
 
         print("data loader alone, images/s (train.py's augmentations: random-resized crop, flip, rotation):")
-        ours, pil, on_device = best_loader_rates(
+        ours, pil, unrotated, on_device = best_loader_rates(
             [learner_for(args.models[0], data, args, procs, amp=False, channels_last=True, compile=False, decode=decode,
-                         dataset_type=kind)
-             for kind, decode in ((ImageFiles, "workers"), (PilImageFiles, "workers"), (ImageFiles, "device"))], args)
+                         dataset_type=kind, augment=augment)
+             for kind, decode, augment in ((ImageFiles, "workers", PHOTO_AUGMENT), (PilImageFiles, "workers", PHOTO_AUGMENT),
+                                           (ImageFiles, "workers", replace(PHOTO_AUGMENT, rotate=0)),
+                                           (ImageFiles, "device", PHOTO_AUGMENT))], args)
         for label, figure, ratio in (
             ("train.py's loader (torchvision decode_jpeg, crops on tensors)", ours, ""),
             ("the same decoding with PIL (load_image)", pil, f"ours / PIL {ours / pil:.2f}x"),
+            ("train.py's loader with --rotate 0 (no per-image rotation)", unrotated, f"/ ours {unrotated / ours:.2f}x"),
             (f"train.py --decode device (decode, crops on {device.type})", on_device, f"device / ours {on_device / ours:.2f}x"),
         ):
             print(f"  {label:<62} {figure:8.1f}   {ratio}".rstrip())
