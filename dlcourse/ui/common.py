@@ -1,6 +1,7 @@
 """Pieces several tabs share: the digit sketchpad, reading its value, and user-facing errors."""
 from __future__ import annotations
 
+import asyncio
 import functools
 import hashlib
 import inspect
@@ -9,8 +10,10 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any, Callable
+from urllib.parse import urlsplit
 
 import gradio as gr
+from gradio.processing_utils import PUBLIC_HOSTNAME_WHITELIST, is_public_ip
 from gradio.utils import get_upload_folder, is_in_or_equal
 from PIL import Image
 
@@ -37,6 +40,16 @@ class ImageFile(gr.Image):
     def get_block_name(self) -> str:
         return "image"
 
+    async def async_move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
+        """Gradio fetches an image given as an http(s) URL (as Gradio's MCP server passes one) here; one that
+        points to this machine or a private network is refused first, with a message, and never fetched.
+
+        Gradio's own check would refuse it too, but only after asking dns.google's web API about the name.
+        """
+        if isinstance(url_or_file_path, str) and url_or_file_path.startswith(("http://", "https://")):
+            await _refuse_private_url(url_or_file_path)
+        return await super().async_move_resource_to_block_cache(url_or_file_path)
+
     def preprocess(self, payload: Any) -> str | None:
         if payload is None:
             return None
@@ -50,6 +63,20 @@ class ImageFile(gr.Image):
         if not payload.path or not is_in_or_equal(payload.path, get_upload_folder()):
             raise gr.Error(NOT_UPLOADED, print_exception=False)
         return payload.path
+
+
+async def _refuse_private_url(url: str) -> None:
+    """gr.Error unless the URL's host resolves to a public address (or is one of the Hub's, which Gradio trusts)."""
+    host = urlsplit(url).hostname or ""
+    if any(host == name or (name.startswith("*.") and host.endswith(name[1:])) for name in PUBLIC_HOSTNAME_WHITELIST):
+        return
+    try:
+        found = await asyncio.get_running_loop().getaddrinfo(host, None)
+    except (OSError, UnicodeError):
+        raise gr.Error(f"The image URL's host {host[:60]!r} could not be found.", print_exception=False) from None
+    if not any(is_public_ip(address[4][0]) for address in found):
+        raise gr.Error(f"The image URL points to this machine or a private network ({host[:60]}), which this app "
+                       "does not fetch: give a public http(s) URL, or send the image itself.", print_exception=False)
 
 
 class Picture(gr.Image):
