@@ -8,11 +8,14 @@ tuned on photos of digits 0-4999 made with other seeds) as JPEG photos of a page
 Starts `python app.py` on a free port of 127.0.0.1, sends every picture as a visitor's program would
 (POST /gradio_api/upload, POST /gradio_api/call/classify, GET the answer), and prints the share read right
 per condition and overall. Exits 1 when overall is under 97% or any condition under 93%.
+The renderings are kept in the system's temporary folder, named by the seed, the count and a digest of
+the renderer's source, so a second run with the same settings skips rendering.
 """
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import hashlib
 import io
 import json
 import sys
@@ -30,6 +33,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from load import start_app, stop  # noqa: E402
 
+from dlcourse import digit_variants  # noqa: E402
 from dlcourse.digit_variants import PHOTO_CONDITIONS, photograph  # noqa: E402
 from dlcourse.mnist import load_split  # noqa: E402
 
@@ -48,6 +52,26 @@ def pictures(mnist_dir: Path, per_condition: int, seed: int) -> dict[str, list[t
     for condition in PHOTO_CONDITIONS:
         chosen = rng.choice(len(images), per_condition, replace=False)
         made[condition] = [(photograph(images[i], condition, rng), ".jpg", int(labels[i])) for i in chosen]
+    return made
+
+
+def cached_pictures(mnist_dir: Path, per_condition: int, seed: int) -> dict[str, list[tuple[bytes, str, int]]]:
+    """`pictures`, from the temporary folder when this renderer already made them with these settings."""
+    source = hashlib.sha256(Path(digit_variants.__file__).read_bytes()).hexdigest()[:12]
+    cache = Path(tempfile.gettempdir()) / f"dlcourse-photo-digits-{seed}-{per_condition}-{source}"
+    index = cache / "index.json"  # condition -> [[file name, true digit]]
+    if index.is_file():
+        return {condition: [((cache / name).read_bytes(), Path(name).suffix, digit) for name, digit in items]
+                for condition, items in json.loads(index.read_text()).items()}
+    made = pictures(mnist_dir, per_condition, seed)
+    cache.mkdir(exist_ok=True)
+    names = {}
+    for condition, items in made.items():
+        names[condition] = []
+        for n, (data, suffix, digit) in enumerate(items):
+            (cache / f"{condition}-{n}{suffix}").write_bytes(data)
+            names[condition].append([f"{condition}-{n}{suffix}", digit])
+    index.write_text(json.dumps(names))
     return made
 
 
@@ -78,7 +102,7 @@ def main() -> int:
     args = parser.parse_args()
 
     started = time.monotonic()
-    made = pictures(args.mnist_dir, args.per_condition, args.seed)
+    made = cached_pictures(args.mnist_dir, args.per_condition, args.seed)
     total = sum(len(items) for items in made.values())
     print(f"rendered {total} pictures ({args.per_condition} per condition, seed {args.seed}) "
           f"in {time.monotonic() - started:.0f} s", flush=True)

@@ -31,11 +31,12 @@ DIGIT_DECODE_SIDE = 1000  # what to_mnist_digit needs of a photo (small digits g
 SMALL_DIGIT = 48  # a digit found smaller than this (at PHOTO_SIDE) in a bigger photo is read again at full detail
 BACKGROUND_WINDOW = 0.16  # share of the shorter side over which the paper's brightness is measured (wider than strokes)
 DARK_PAPER = 0.5  # paper (or desk) darker than this share of the page's brightness counts as this bright
-LIGHT_PAPER_LEVEL, LIGHT_PAPER_SHARE = 0.45, 0.15  # a photo is of light paper when this share is this bright
+LIGHT_PAPER_LEVEL, LIGHT_PAPER_SHARE = 0.45, 0.3  # a photo is of light paper when this share is this bright
 PHOTO_INK_THRESHOLD = 0.4  # in photos, higher: notebook lines can be a third as dark as the ink
 NOISE_SIGMAS = 5  # ink is darker than the paper by more than this many times the paper's own variation
 NEAR = 0.12  # pieces within this share of the digit's size from it belong to it (a digit in two strokes)
 MNIST_STROKE, THICK_STROKE = 0.15, 0.2  # stroke width over digit size: thicker than THICK is thinned to MNIST's
+EDGE_PIECE = 0.25  # a piece touching the picture's edge is the digit only when nothing clear of it has this share of its ink
 MIN_PIECE = 0.01  # pieces with less ink than this share of the digit's are specks
 
 
@@ -226,7 +227,9 @@ def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tupl
     mass = ndimage.sum_labels(darkness, labels, np.arange(1, count + 1))
     height, width = darkness.shape
     inside = np.array([s[0].start > 0 and s[1].start > 0 and s[0].stop < height and s[1].stop < width for s in pieces])
-    main = int(np.argmax(np.where(inside, mass, -1) if inside.any() else mass))
+    heaviest_inside = int(np.argmax(np.where(inside, mass, -1)))
+    # the heaviest piece clear of the edge, unless the digit itself touches the edge (a tight crop)
+    main = heaviest_inside if inside[heaviest_inside] and mass[heaviest_inside] >= EDGE_PIECE * mass.max() else int(np.argmax(mass))
     rows, cols = pieces[main]
     reach = NEAR * max(rows.stop - rows.start, cols.stop - cols.start)
     y0, y1, x0, x1 = rows.start - reach, rows.stop + reach, cols.start - reach, cols.stop + reach
