@@ -41,9 +41,11 @@ def fake_camera(folder: Path) -> list[str]:
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
     """examples/web/ served as GitHub Pages would serve it: static files, on an origin of its own."""
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(WEB_DIR))
-    handler.log_message = lambda *args: None
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(WEB_DIR)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_address[1]}/"
     server.shutdown()
@@ -54,7 +56,8 @@ def browser(tmp_path_factory) -> Iterator[Browser]:
     if not CHROMIUM.is_file():
         pytest.fail(f"No Chromium at {CHROMIUM}: apt-get install chromium, or CHROMIUM=/path/to/chromium.")
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + fake_camera(tmp_path_factory.mktemp("camera")))
+        camera = fake_camera(tmp_path_factory.mktemp("camera"))
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + camera)
         yield browser
         browser.close()
 
