@@ -467,9 +467,11 @@ def test_mcp_refuses_with_a_clear_error_then_the_next_call_succeeds(app_url, sec
     mcp_good_request_succeeds(app_url)
 
 
-def test_mcp_leaves_a_public_image_url_to_gradio_to_fetch(app_url, network_watched):
-    """A public address passes the app's check, and Gradio fetches it (refused here: the tests stay offline)."""
-    url = "http://93.184.215.14/seven.png"  # a public address
+@pytest.mark.parametrize("url", ["http://93.184.215.14/seven.png",  # a public address
+                                 "https://huggingface.co/datasets/someone/digits/resolve/main/seven.png"])
+def test_mcp_leaves_a_public_image_url_to_gradio_to_fetch(app_url, network_watched, url):
+    """A public address passes the app's check, and so does the Hub, whose names a Space may resolve to private
+    addresses (Gradio trusts them); Gradio then fetches the image (refused here: the tests stay offline)."""
     result = mcp_call(app_url, "classify", {"image": url})
     assert result.isError and f"the tests reach nothing beyond the app: {url}" in texts(result)[0], texts(result)
     assert url in network_watched
