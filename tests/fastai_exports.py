@@ -21,8 +21,8 @@ from fastai.tabular.all import Categorify, TabularDataLoaders, tabular_learner
 from fastai.text.all import AWD_LSTM, get_text_classifier
 from fastai.vision.all import (AdaptiveConcatPool2d, CrossEntropyLossFlat, DataBlock, DataLoaders, Flatten,
                                ImageBlock, ImageDataLoaders, Learner, MultiCategoryBlock, Normalize, RandomResizedCrop,
-                               RandomSplitter, Resize, aug_transforms, get_image_files, imagenet_stats, resnet18,
-                               vision_learner)
+                               RandomSplitter, Resize, aug_transforms, create_vision_model, get_image_files,
+                               imagenet_stats, resnet18, vision_learner)
 from huggingface_hub.fastai_utils import _save_pretrained_fastai
 from torch import nn
 
@@ -100,6 +100,9 @@ def main(out: Path) -> None:
     head = nn.Sequential(AdaptiveConcatPool2d(), Flatten(), nn.Linear(1024, 2), nn.Sigmoid())
     vision_learner(image_dls(images, Resize(32)), resnet18, pretrained=False, custom_head=head).export(
         out / "custom_head.pkl")
+    custom_body = Learner(image_dls(images, Resize(32)), create_vision_model(resnet18, 2, pretrained=False, cut=-3))
+    custom_body.arch = resnet18  # as vision_learner records it (its own `cut` argument does not reach the body)
+    custom_body.export(out / "custom_body.pkl")
     frame = pd.DataFrame({"size": np.arange(20.0), "colour": ["red", "blue"] * 10, "label": ["a", "b"] * 10})
     tabular_learner(TabularDataLoaders.from_df(frame, procs=[Categorify], y_names="label", cat_names=["colour"], cont_names=["size"],
                                                bs=4, num_workers=0)).export(out / "tabular.pkl")

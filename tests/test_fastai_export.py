@@ -119,6 +119,7 @@ def test_the_apps_code_path_never_imports_fastai(exports):
     ("tabular", ["tabular learner", "TabularLearner"]),
     ("text", ["text learner", "SequentialRNN"]),
     ("custom_head", ["Sigmoid", "unknown custom head"]),
+    ("custom_body", ["do not fit torchvision 'resnet18'", "missing 0.7.", "unknown custom body or head"]),
     ("unknown_timm_arch", ["timm installed here does not know", "resnet10t_from_a_newer_timm"]),
 ])
 def test_what_cannot_be_served_is_refused_in_one_line_naming_it(exports, name, words):
