@@ -24,13 +24,13 @@ class ConfigsOnDemand(dict):
 
     def __init__(self, blocks_config: Any, ids: list[int]):
         super().__init__()
-        self.blocks_config, self.pending = blocks_config, ids
+        self.blocks_config, self.pending = blocks_config, dict.fromkeys(ids)  # ordered, quick to look up
 
     def fill(self) -> None:
         for key in self.pending:
             if not super().__contains__(key):
                 self[key] = self.blocks_config.config_for_block(key, [], self.blocks_config.blocks[key])
-        self.pending = []
+        self.pending = {}
 
     def __contains__(self, key: object) -> bool:
         return super().__contains__(key) or key in self.pending
