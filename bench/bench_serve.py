@@ -59,12 +59,12 @@ def serve_timed_app() -> None:
     """Run app.py as `python app.py` does, with Classifier.predict_batch and fit_quadratic timed."""
     import runpy
 
-    from dlcourse import quadratic
+    from dlcourse import quadratic_api
     from dlcourse.classifier import Classifier
 
     times: dict[str, list] = {"predict_batch": [], "fit_quadratic": []}
     Classifier.predict_batch = timed(Classifier.predict_batch, times["predict_batch"])
-    quadratic.fit_quadratic = timed(quadratic.fit_quadratic, times["fit_quadratic"])  # before the tab registers it
+    quadratic_api.fit_quadratic = timed(quadratic_api.fit_quadratic, times["fit_quadratic"])  # before the tab registers it
 
     def dump(*_) -> None:
         Path(os.environ[TIMINGS_ENV]).write_text(json.dumps(times))
@@ -141,9 +141,9 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from dlcourse.classifier import Classifier
-    from dlcourse.quadratic import fit_quadratic
     from dlcourse.hub import model_file_path
     from dlcourse.images import load_image
+    from dlcourse.quadratic_api import fit_quadratic
     from dlcourse.ui.space import prepare_process
 
     timings_file = Path(tempfile.gettempdir()) / f"bench-serve-timings-{os.getpid()}.json"

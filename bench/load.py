@@ -39,7 +39,7 @@ import httpx  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from dlcourse import quadratic as q  # noqa: E402
+from dlcourse import quadratic_api as api  # noqa: E402
 from dlcourse.images import load_image  # noqa: E402
 from dlcourse.pixel_similarity import PixelBaseline  # noqa: E402
 
@@ -103,7 +103,7 @@ def batch_job(paths: list[Path]) -> Job:
 
 
 def fit_job(settings: dict) -> Job:
-    want = q.fit_quadratic(**settings)  # deterministic: the server must give exactly this
+    want = api.fit_quadratic(**settings)  # deterministic: the server must give exactly this
 
     def check(answer: dict) -> str | None:
         final, start_loss = answer["final"], answer["trajectory"]["loss"][0]
@@ -120,7 +120,7 @@ def fit_job(settings: dict) -> Job:
 
 def loss_job(abc: tuple[float, float, float], loss: str) -> Job:
     settings = dict(dataset="lesson", a=abc[0], b=abc[1], c=abc[2], loss=loss)
-    want = q.evaluate_quadratic(**settings)
+    want = api.evaluate_quadratic(**settings)
 
     def check(answer: dict) -> str | None:
         if not (close(answer["loss"], want["loss"]) and close(answer["distance"], want["distance"])):

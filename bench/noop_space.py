@@ -18,7 +18,7 @@ sys.path.insert(0, str(ROOT))
 
 import gradio as gr  # noqa: E402
 
-from dlcourse import quadratic as q  # noqa: E402
+from dlcourse import quadratic_api as api  # noqa: E402
 from dlcourse.images import load_image  # noqa: E402
 from dlcourse.pixel_similarity import PixelBaseline  # noqa: E402
 from dlcourse.ui import pixel_similarity as pixel_tab  # noqa: E402
@@ -56,8 +56,8 @@ def build_noop_demo() -> gr.Blocks:
         outputs = [gr.Label(), gr.Markdown(), gr.BarPlot(x="digit", y="distance"), *pictures, gr.State()]
         gr.Button().click(canned(lambda image, mode, distance: None, (*pixel, "image")), [image, mode, distance],
                           outputs, api_name="pixel_similarity")
-        gr.api(canned(q.fit_quadratic, q.fit_quadratic()), api_name="fit_quadratic")
-        gr.api(canned(q.evaluate_quadratic, q.evaluate_quadratic()), api_name="quadratic_loss")
+        gr.api(canned(api.fit_quadratic, api.fit_quadratic()), api_name="fit_quadratic")
+        gr.api(canned(api.evaluate_quadratic, api.evaluate_quadratic()), api_name="quadratic_loss")
     demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=MAX_QUEUE_SIZE)
     return demo
 

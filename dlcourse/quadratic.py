@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -26,7 +26,7 @@ SEED_RANGE = (0, 2**32 - 1)  # numpy's RandomState seeds
 PARAM_LIMIT = 1e6  # |a|, |b|, |c| at the start
 LR_RANGE = (1e-6, 10.0)
 MOMENTUM_RANGE = (0.0, 0.99)  # 1 would never forget a gradient
-STEPS_RANGE = (1, 10_000)  # 10 000 autograd steps take a few seconds
+STEPS_RANGE = (1, 10_000)  # one request's autograd steps: bench/bench_quadratic.py times 1000
 # A run diverged when its loss passes this many times the larger of its start loss and the loss of
 # the flat line y = mean(y), or stops being a finite number.
 DIVERGE_FACTOR = 100.0
@@ -42,10 +42,6 @@ LOSSES: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
     "mse": lambda preds, targets: ((preds - targets) ** 2).mean(),
 }
 LOSS_NAMES = {"mae": "mean absolute error (MAE)", "mse": "mean squared error (MSE)"}
-
-
-DataSetName = Literal["lesson", "roller_coaster"]
-LossName = Literal["mae", "mse"]
 
 
 @dataclass(frozen=True)
@@ -479,10 +475,6 @@ def close_to(params: np.ndarray, target: np.ndarray, tolerance: float = CLOSE) -
     return bool(np.all(np.abs(params - target) <= tolerance * np.maximum(np.abs(target), 1.0)))
 
 
-def relative_errors(params: np.ndarray, target: np.ndarray) -> np.ndarray:
-    return np.abs(params - target) / np.maximum(np.abs(target), 1.0)
-
-
 def summary(data: Data, settings: SGDSettings, *, steps: int, start_loss: float, end: np.ndarray,
             end_loss: float) -> str:
     """One paragraph on how a run that did not diverge went: how close it got, and what to change."""
@@ -513,126 +505,6 @@ def run_message(data: Data, settings: SGDSettings, run: SGDRun) -> str:
         return run.reason or "Diverged."
     return summary(data, settings, steps=run.steps, start_loss=float(run.losses[0]), end=run.end,
                    end_loss=run.end_loss)
-
-
-# ---------------------------------------------------------------- the API's functions
-
-
-def _json_float(value: float) -> float | None:
-    value = float(value)
-    return value if math.isfinite(value) else None
-
-
-def _json_rows(array: np.ndarray, digits: int = 10) -> list:
-    return [[_json_float(float(f"{v:.{digits}g}")) for v in row] for row in np.asarray(array).tolist()] \
-        if np.ndim(array) == 2 else [_json_float(float(f"{v:.{digits}g}")) for v in np.asarray(array).tolist()]
-
-
-def _abc(params: np.ndarray, loss: float | None = None) -> dict:
-    out = {k: _json_float(v) for k, v in zip("abc", np.asarray(params).tolist())}
-    if loss is not None:
-        out["loss"] = _json_float(loss)
-    return out
-
-
-def evaluate_quadratic(dataset: DataSetName = "lesson", noise: float = 1.0, points: int = 20, seed: int = 42,
-                       a: float = 1.1, b: float = 1.1, c: float = 1.1, loss: LossName = "mae") -> dict:
-    """Score a guess: the loss of y = a x² + b x + c on one of the book's data sets,
-    and how far (a, b, c) is from the least-squares best fit.
-
-    Same data settings as /fit_quadratic. Returns JSON: loss, least_squares {a, b, c, loss}, distance
-    (Euclidean, in parameter space), notes (inputs that were clamped).
-
-    Args:
-        dataset: "lesson" (noisy 3x² + 2x + 1, x in [-2, 2]) or "roller_coaster" (chapter 4's speed, t = 0..19).
-        noise: noise level, 1 = the book's (0 to 10).
-        points: number of points (3 to 1000).
-        seed: random seed of the noise (42 with noise 1 and 20 points gives the lesson's points).
-        a: coefficient of x².
-        b: coefficient of x.
-        c: constant.
-        loss: "mae" or "mse".
-    Returns:
-        {"loss", "least_squares": {a, b, c, loss}, "distance" (Euclidean, in parameter space), "notes"}.
-    """
-    data = make_data(dataset, noise, points, seed)
-    notes = list(data.notes)
-    loss = loss_name(loss)
-    params = clean_params(a, b, c, notes)
-    best = least_squares(data)
-    return {
-        "loss": _json_float(loss_of(params, data, loss)),
-        "least_squares": _abc(best, loss_of(best, data, loss)),
-        "distance": _json_float(np.linalg.norm(params - best)),
-        "notes": notes,
-    }
-
-
-def fit_quadratic(dataset: DataSetName = "lesson", noise: float = 1.0, points: int = 20, seed: int = 42,
-                  a: float = 1.1, b: float = 1.1, c: float = 1.1, loss: LossName = "mse", lr: float = 0.01,
-                  momentum: float = 0.0, steps: int = 100, standardise: bool = False) -> dict:
-    """Fit y = a x² + b x + c to one of the book's data sets by SGD with torch autograd,
-    starting from (a, b, c), and return every step.
-
-    dataset: "lesson" (noisy 3x² + 2x + 1, x in [-2, 2]) or "roller_coaster" (chapter 4's speed, t = 0..19);
-    noise: 1 = the book's; loss: "mae" or "mse"; lr 1e-6 to 10; momentum 0 (plain SGD) to 0.99; steps 1 to
-    10000 (values out of range are clamped and listed in "notes"); standardise: fit on (x - mean) / std and
-    report a, b, c in x's own units. Returns JSON: trajectory {params: [[a, b, c] per step], loss: [...],
-    grad: [[dL/da, dL/db, dL/dc] per step]}, final {a, b, c, loss}, least_squares {a, b, c, loss},
-    distance, diverged, message (what happened and why), notes, settings, data {x, y}.
-
-    Args:
-        dataset: "lesson" (noisy 3x² + 2x + 1, x in [-2, 2]) or "roller_coaster" (chapter 4's speed, t = 0..19).
-        noise: noise level, 1 = the book's (0 to 10).
-        points: number of points (3 to 1000).
-        seed: random seed of the noise (42 with noise 1 and 20 points gives the lesson's points).
-        a: start value of the coefficient of x².
-        b: start value of the coefficient of x.
-        c: start value of the constant.
-        loss: "mae" (mean absolute error) or "mse" (mean squared error).
-        lr: learning rate (1e-6 to 10; out-of-range values are clamped and noted).
-        momentum: 0 for plain SGD, up to 0.99.
-        steps: number of steps (1 to 10000).
-        standardise: fit on (x - mean) / std and report a, b, c back in the original units.
-    Returns:
-        A dict: "trajectory" ({"params": [[a, b, c], ...] where each step evaluated the loss, "loss": [...],
-        "grad": [[dL/da, dL/db, dL/dc], ...]}; the gradient is with respect to the standardised fit's
-        parameters when standardise is on), "final" ({a, b, c, loss} after the last step), "least_squares"
-        ({a, b, c, loss}), "distance" (to least squares), "diverged", "message", "notes" (clamped inputs,
-        advice), "settings" (the values used), "data" ({"x", "y"}).
-    """
-    data = make_data(dataset, noise, points, seed)
-    settings = sgd_settings(loss, lr, momentum, steps, standardise)
-    notes = list(data.notes) + list(settings.notes)
-    start = clean_params(a, b, c, notes)
-    if not math.isfinite(loss_of(start, data, settings.loss)):
-        raise BadInput("The start parameters are too large: the loss is not a finite number.")
-    run = sgd(data, start, settings)
-    best = least_squares(data)
-    advice = scaling_advice(data, settings.standardise)
-    if advice:
-        notes.append(advice)
-    scaler = Standardiser.of(data.x) if settings.standardise else None
-    return {
-        "trajectory": {
-            "params": _json_rows(run.params),
-            "loss": _json_rows(run.losses),
-            "grad": _json_rows(run.grads),
-        },
-        "final": _abc(run.end, run.end_loss),
-        "least_squares": _abc(best, loss_of(best, data, settings.loss)),
-        "distance": _json_float(np.linalg.norm(run.end - best)) if np.all(np.isfinite(run.end)) else None,
-        "diverged": run.diverged,
-        "message": run_message(data, settings, run),
-        "notes": notes,
-        "settings": {
-            "dataset": data.name, "noise": data.noise, "points": data.points, "seed": data.seed,
-            "start": _abc(start), "loss": settings.loss, "lr": settings.lr, "momentum": settings.momentum,
-            "steps": settings.steps, "standardise": settings.standardise,
-            "standardiser": {"mean": scaler.mean, "std": scaler.std} if scaler else None,
-        },
-        "data": {"x": _json_rows(data.x), "y": _json_rows(data.y)},
-    }
 
 
 # ---------------------------------------------------------------- the loss over two parameters

@@ -19,17 +19,13 @@ import torch
 from .quadratic import (
     LOSSES,
     Data,
-    DataSetName,
-    LossName,
     SGDSettings,
     Standardiser,
     checked_number,
     divergence_bound,
     least_squares,
     loss_of,
-    make_data,
     quadratic,
-    sgd_settings,
 )
 
 RELUS_RANGE = (1, 32)
@@ -176,67 +172,3 @@ def message(data: Data, relus: int, settings: SGDSettings, result: ReluFit) -> s
                  f"falling ({result.losses[i]:.4g} → {result.end_loss:.4g}): the extra bends fit this sample's "
                  f"noise, not the curve. Fewer ReLUs, or fewer steps, would generalise better.")
     return text
-
-
-def _json(value: float) -> float | None:
-    value = float(value)
-    return float(f"{value:.10g}") if math.isfinite(value) else None
-
-
-def fit_relus(dataset: DataSetName = "lesson", relus: int = 8, loss: LossName = "mse", lr: float = 0.01,
-              momentum: float = 0.9, steps: int = 2000, seed: int = 42, noise: float = 1.0,
-              points: int = 20) -> dict:
-    """Fit y = sum of N ReLUs max(0, m x + k) plus a constant to one of the quadratic tab's data sets by SGD.
-
-    The same data, losses, SGD (torch autograd, momentum) and limits as /fit_quadratic; x is standardised
-    for the fit and the ReLUs are reported in x's own units. Returns JSON: final {loss, fresh_loss,
-    constant, relus: [{slope, intercept, kink}]}, trajectory {loss, fresh_loss} per step, least_squares
-    (the quadratic's {a, b, c, loss, fresh_loss}), chasing_noise, diverged, message, notes, settings,
-    data {x, y}, fresh {x, y}.
-
-    Args:
-        dataset: "lesson" (noisy 3x² + 2x + 1, x in [-2, 2]) or "roller_coaster" (chapter 4's speed, t = 0..19).
-        relus: how many rectified lines to add up (1 to 32).
-        loss: "mae" (mean absolute error) or "mse" (mean squared error).
-        lr: learning rate (1e-6 to 10; out-of-range values are clamped and noted).
-        momentum: 0 for plain SGD, up to 0.99.
-        steps: number of steps (1 to 10000).
-        seed: random seed of the data's noise and of the ReLUs' start (42 gives the lesson's points).
-        noise: noise level, 1 = the book's (0 to 10).
-        points: number of points (3 to 1000).
-    Returns:
-        A dict: "final" ({"loss", "fresh_loss", "constant", "relus": [{"slope", "intercept", "kink"}]}), "trajectory" ({"loss": [...], "fresh_loss": [...]} per step), "least_squares" (the best quadratic's {a, b, c, loss, fresh_loss}), "chasing_noise" (fresh-point loss rose while training loss fell), "diverged", "message", "notes" (clamped inputs), "settings", "data" and "fresh" ({"x", "y"}).
-    """
-    data = make_data(dataset, noise, points, seed)
-    settings = sgd_settings(loss, lr, momentum, steps)
-    notes = list(data.notes) + list(settings.notes)
-    n = relus_count(relus, notes)
-    result = fit(data, n, settings, data.seed)
-    best = least_squares(data)
-    fresh = fresh_points(data)
-    quad = {k: _json(v) for k, v in zip("abc", best)}
-    quad["loss"] = _json(loss_of(best, data, settings.loss))
-    quad["fresh_loss"] = _json(LOSSES[settings.loss](torch.from_numpy(quadratic(best, fresh.x)),
-                                                     torch.from_numpy(fresh.y)))
-    kinks = np.divide(-result.intercepts, result.slopes, out=np.full(n, np.nan), where=result.slopes != 0)
-    return {
-        "final": {
-            "loss": _json(result.end_loss) if not result.diverged else _json(result.losses[-1]),
-            "fresh_loss": _json(result.fresh_end_loss) if not result.diverged else _json(result.fresh_losses[-1]),
-            "constant": _json(result.constant),
-            "relus": [{"slope": _json(m), "intercept": _json(k), "kink": _json(t)}
-                      for m, k, t in zip(result.slopes, result.intercepts, kinks)],
-        },
-        "trajectory": {"loss": [_json(v) for v in result.losses], "fresh_loss": [_json(v) for v in result.fresh_losses]},
-        "least_squares": quad,
-        "chasing_noise": result.chasing_from is not None,
-        "diverged": result.diverged,
-        "message": message(data, n, settings, result).replace("**", ""),
-        "notes": notes,
-        "settings": {"dataset": data.name, "noise": data.noise, "points": data.points, "seed": data.seed,
-                     "relus": n, "loss": settings.loss, "lr": settings.lr, "momentum": settings.momentum,
-                     "steps": settings.steps},
-        "data": {"x": [_json(v) for v in data.x], "y": [_json(v) for v in data.y]},
-        "fresh": {"x": [_json(v) for v in fresh.x], "y": [_json(v) for v in fresh.y]},
-    }
-

@@ -15,6 +15,7 @@ from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from conftest import EXAMPLES_DIR, ROOT
 from dlcourse import quadratic as q
+from dlcourse import quadratic_api as api
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -225,7 +226,7 @@ def test_run_makes_the_loss_fall_and_the_fitted_values_appear_in_the_sliders(pag
     expect(page.locator("#quad-run")).to_have_text("Run 40 steps")
     page.locator("#quad-run").click()
     expect(page.locator("#quad-status")).to_contain_text("40 steps: MAE", timeout=60_000)
-    fit = q.fit_quadratic("lesson", 1.0, 20, 42, 1.1, 1.1, 1.1, loss="mae", lr=0.01, steps=40)
+    fit = api.fit_quadratic("lesson", 1.0, 20, 42, 1.1, 1.1, 1.1, loss="mae", lr=0.01, steps=40)
     final = fit["final"]
     assert loss_value(page) == pytest.approx(final["loss"], rel=1e-3) and final["loss"] < start
     for name in "abc":

@@ -9,7 +9,7 @@ from playwright.sync_api import Page, expect
 from test_browser import browser, close_toasts, no_error_shown, open_tab, page, screenshot, type_into  # noqa: F401
 
 from dlcourse import learn_pixels as lp
-from dlcourse import relu_fit as rf
+from dlcourse import quadratic_api as api
 from dlcourse.pixel_similarity import PixelBaseline
 
 
@@ -121,7 +121,7 @@ def test_fit_with_relus_draws_the_sum_and_says_how_it_compares(page):
     page.locator("#quad-loss-choice").get_by_text("MSE").click()
     type_into(page.locator("#quad-momentum input[type=number]"), "0.9")
     page.locator("#quad-relu-fit").click()
-    expected = rf.fit_relus("lesson", 8, "mse", 0.01, 0.9, 2000, 42)
+    expected = api.fit_relus("lesson", 8, "mse", 0.01, 0.9, 2000, 42)
     status = page.locator("#quad-relu-status")
     expect(status).to_contain_text("8 ReLUs, 2000 steps: MSE", timeout=60_000)
     expect(status).to_contain_text(f"→ {expected['final']['loss']:.4g} (the least-squares quadratic: 1.692)")

@@ -6,7 +6,6 @@ import importlib.util
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -52,7 +51,7 @@ def test_wrong_answers_are_caught(load):
     assert "expected 7" in job.check({**right, "label": "1"})
 
     fit = load.fit_job(load.FITS[0])
-    answer = load.q.fit_quadratic(**load.FITS[0])
+    answer = load.api.fit_quadratic(**load.FITS[0])
     assert fit.check(answer) is None
     nudged = copy.deepcopy(answer)
     nudged["final"]["a"] += 1e-6
@@ -61,35 +60,3 @@ def test_wrong_answers_are_caught(load):
     loss = load.loss_job((3, 2, 1), "mse")
     assert "expected" in loss.check({"loss": 0.0, "distance": 0.0})
 
-
-def test_a_picture_many_requests_share_is_written_whole_once(tmp_path):
-    """The load run's only failures were pictures fetched while another request rewrote the same file
-    (Gradio saves an output picture in place at cache/<hash>/image.png). Picture writes it once, whole."""
-    import os
-    import threading
-
-    from PIL import Image
-
-    from dlcourse.ui.common import Picture
-
-    picture = Picture(type="pil", format="png", render=False)
-    image = Image.effect_noise((280, 280), 64).convert("L")
-    path = picture.postprocess(image).path
-    before = os.stat(path)
-    seen: list[tuple[int, int]] = []
-
-    def read() -> None:
-        for _ in range(200):
-            with Image.open(path) as shown:
-                seen.append(shown.size)
-
-    readers = [threading.Thread(target=read) for _ in range(2)]
-    for thread in readers:
-        thread.start()
-    paths = {picture.postprocess(image).path for _ in range(100)}
-    for thread in readers:
-        thread.join()
-    after = os.stat(path)
-    assert paths == {path} and (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
-    assert seen == [(280, 280)] * 400
-    assert [p.name for p in Path(path).parent.iterdir()] == ["image.png"]  # no half-written copies left

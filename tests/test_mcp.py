@@ -14,7 +14,7 @@ from mcp import ClientSession, types
 from mcp.client.streamable_http import streamablehttp_client
 
 from conftest import EXAMPLES_DIR
-from dlcourse import quadratic as q
+from dlcourse import quadratic_api as api
 
 # The tools this Space promises (tool names are the functions' names). More may appear: each new one is
 # still checked for a description and documented arguments.
@@ -93,7 +93,7 @@ def test_fit_quadratic_gives_the_same_fit_as_the_function(app_url):
     result = call(app_url, "fit_quadratic", arguments)
     assert not result.isError, texts(result)
     fit = value(texts(result)[0])
-    local = q.fit_quadratic(**arguments)
+    local = api.fit_quadratic(**arguments)
     assert fit["final"] == pytest.approx(local["final"])
     assert fit["final"]["loss"] < fit["trajectory"]["loss"][0] / 5
     assert fit["final"]["loss"] == pytest.approx(fit["least_squares"]["loss"], rel=0.05)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from dlcourse import quadratic as q
+from dlcourse import quadratic_api as api
 from dlcourse import quadratic_plots as plots
 from dlcourse import quadratic_session as qs
 from dlcourse.errors import BadInput
@@ -128,7 +129,7 @@ def test_raw_roller_coaster_crawls_and_the_message_says_why():
     data = roller()
     best = q.least_squares(data)
     assert best[2] > 60
-    result = q.fit_quadratic("roller_coaster", a=1, b=1, c=1, loss="mse", lr=1e-5, momentum=0, steps=1000)
+    result = api.fit_quadratic("roller_coaster", a=1, b=1, c=1, loss="mse", lr=1e-5, momentum=0, steps=1000)
     assert not result["diverged"]
     assert result["final"]["c"] < 10  # c hardly moves in 1000 steps...
     assert result["least_squares"]["c"] == pytest.approx(best[2])
@@ -161,14 +162,19 @@ def test_high_learning_rate_diverges_with_a_reason_and_stops_early():
 
 
 def test_divergence_to_infinity_is_caught_and_json_safe():
-    result = q.fit_quadratic("roller_coaster", a=1, b=1, c=1, loss="mse", lr=10, steps=1000)
+    result = api.fit_quadratic("roller_coaster", a=1, b=1, c=1, loss="mse", lr=10, steps=1000)
     assert result["diverged"] and "Diverged at step" in result["message"]
     json.dumps(result, allow_nan=False)  # no NaN or inf reaches JSON
 
 
 def test_mae_with_a_huge_learning_rate_bounces_and_says_so():
-    result = q.fit_quadratic("lesson", loss="mae", lr=5, steps=50)
-    assert "too high" in result["message"]
+    """MAE's steps never shrink, so too high a rate bounces without diverging: the summary says that, and
+    not the divergence message (both say "too high")."""
+    result = api.fit_quadratic("lesson", loss="mae", lr=5, steps=50)
+    assert not result["diverged"] and result["final"]["loss"] > result["trajectory"]["loss"][0]
+    assert "The loss went up, not down: the learning rate 5 is too high" in result["message"]
+    assert "SGD bounces around instead of settling" in result["message"]
+    assert "Diverged" not in result["message"]
 
 
 # ---------------------------------------------------------------- nonsense and extremes
@@ -178,14 +184,14 @@ def test_mae_with_a_huge_learning_rate_bounces_and_says_so():
 @pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, "abc", None])
 def test_non_numbers_are_refused_with_a_clear_message(field, value):
     with pytest.raises(BadInput, match="number"):
-        q.fit_quadratic(**{field: value}, steps=5) if field != "steps" else q.fit_quadratic(steps=value)
+        api.fit_quadratic(**{field: value}, steps=5) if field != "steps" else api.fit_quadratic(steps=value)
 
 
 def test_unknown_choices_and_too_few_points_are_refused():
     with pytest.raises(BadInput, match="data set"):
         q.make_data("mnist")
     with pytest.raises(BadInput, match="loss"):
-        q.fit_quadratic(loss="hinge")
+        api.fit_quadratic(loss="hinge")
     for points in (0, -5, 2):
         with pytest.raises(BadInput, match="at least 3 points"):
             q.make_data("lesson", points=points)
@@ -203,17 +209,17 @@ def test_extreme_settings_are_clamped_with_notes():
 
 
 def test_extreme_inputs_through_the_api_function_never_crash():
-    result = q.fit_quadratic(lr=1e6, steps=10**6, a=1e300, loss="mse")
+    result = api.fit_quadratic(lr=1e6, steps=10**6, a=1e300, loss="mse")
     assert result["settings"]["lr"] == 10 and result["settings"]["steps"] == 10_000
     assert result["diverged"]
     assert any("1e+300" in note for note in result["notes"])
     json.dumps(result, allow_nan=False)
-    zero = q.fit_quadratic(lr=0, steps=0)
+    zero = api.fit_quadratic(lr=0, steps=0)
     assert len(zero["trajectory"]["loss"]) == 1 and len(zero["notes"]) == 2
 
 
 def test_fit_quadratic_returns_the_whole_trajectory():
-    result = q.fit_quadratic("lesson", loss="mae", lr=0.01, steps=10)
+    result = api.fit_quadratic("lesson", loss="mae", lr=0.01, steps=10)
     traj = result["trajectory"]
     assert len(traj["params"]) == len(traj["loss"]) == len(traj["grad"]) == 10
     assert traj["params"][0] == [1.1, 1.1, 1.1]
@@ -225,10 +231,10 @@ def test_fit_quadratic_returns_the_whole_trajectory():
 
 def test_evaluate_quadratic_scores_a_guess():
     best = q.least_squares(lesson())
-    at_best = q.evaluate_quadratic("lesson", a=best[0], b=best[1], c=best[2], loss="mse")
+    at_best = api.evaluate_quadratic("lesson", a=best[0], b=best[1], c=best[2], loss="mse")
     assert at_best["distance"] == pytest.approx(0, abs=1e-9)
     assert at_best["loss"] == pytest.approx(at_best["least_squares"]["loss"])
-    assert q.evaluate_quadratic(loss="mse")["loss"] > at_best["loss"]
+    assert api.evaluate_quadratic(loss="mse")["loss"] > at_best["loss"]
 
 
 # ---------------------------------------------------------------- the tab's session and pictures

@@ -16,6 +16,7 @@ from gradio_client import Client
 from gradio_client.exceptions import AppError
 
 from dlcourse import quadratic as q
+from dlcourse import quadratic_api as api
 from dlcourse import quadratic_session as qs
 from dlcourse import relu_fit as rf
 from dlcourse.errors import BadInput
@@ -46,7 +47,7 @@ def test_relu_parts_are_rectified_lines_and_add_up_to_the_sum():
 
 
 def test_eight_relus_fit_the_lesson_better_than_the_best_quadratic():
-    result = rf.fit_relus("lesson", relus=8, loss="mse", lr=0.01, momentum=0.9, steps=2000, seed=42)
+    result = api.fit_relus("lesson", relus=8, loss="mse", lr=0.01, momentum=0.9, steps=2000, seed=42)
     quadratic = result["least_squares"]["loss"]
     assert quadratic == pytest.approx(1.6924, abs=1e-4)
     assert result["final"]["loss"] < 0.7 * quadratic
@@ -63,17 +64,17 @@ def test_eight_relus_fit_the_lesson_better_than_the_best_quadratic():
 
 
 def test_many_relus_chase_the_noise_and_say_so():
-    many = rf.fit_relus("lesson", relus=32, loss="mse", lr=0.01, momentum=0.9, steps=2000, seed=42)
+    many = api.fit_relus("lesson", relus=32, loss="mse", lr=0.01, momentum=0.9, steps=2000, seed=42)
     assert many["chasing_noise"] and "Chasing the noise" in many["message"]
     fresh, train = many["trajectory"]["fresh_loss"], many["trajectory"]["loss"]
     lowest = int(np.argmin(fresh))
     assert many["final"]["fresh_loss"] > 1.05 * fresh[lowest] and many["final"]["loss"] < train[lowest]
-    few = rf.fit_relus("lesson", relus=8, loss="mse", lr=0.01, momentum=0.9, steps=2000, seed=42)
+    few = api.fit_relus("lesson", relus=8, loss="mse", lr=0.01, momentum=0.9, steps=2000, seed=42)
     assert not few["chasing_noise"] and "Chasing" not in few["message"]
 
 
 def test_one_relu_cannot_bend_enough():
-    one = rf.fit_relus("lesson", relus=1, loss="mse", lr=0.01, momentum=0.9, steps=2000, seed=42)
+    one = api.fit_relus("lesson", relus=1, loss="mse", lr=0.01, momentum=0.9, steps=2000, seed=42)
     assert one["final"]["loss"] > 2 * one["least_squares"]["loss"]
 
 
@@ -86,18 +87,18 @@ def test_fresh_points_come_from_the_same_curve_and_never_change():
 
 
 def test_same_seed_same_fit():
-    first = rf.fit_relus(relus=4, steps=300, seed=5)
-    assert rf.fit_relus(relus=4, steps=300, seed=5) == first
-    assert rf.fit_relus(relus=4, steps=300, seed=6)["final"] != first["final"]
+    first = api.fit_relus(relus=4, steps=300, seed=5)
+    assert api.fit_relus(relus=4, steps=300, seed=5) == first
+    assert api.fit_relus(relus=4, steps=300, seed=6)["final"] != first["final"]
 
 
 def test_the_roller_coaster_fits_too_on_standardised_x():
-    result = rf.fit_relus("roller_coaster", relus=8, loss="mse", lr=0.01, momentum=0.9, steps=2000, seed=42)
+    result = api.fit_relus("roller_coaster", relus=8, loss="mse", lr=0.01, momentum=0.9, steps=2000, seed=42)
     assert not result["diverged"] and result["final"]["loss"] < result["least_squares"]["loss"]
 
 
 def test_too_high_a_learning_rate_diverges_with_the_reason():
-    result = rf.fit_relus(relus=8, loss="mse", lr=1e6, momentum=0.9, steps=10**6)
+    result = api.fit_relus(relus=8, loss="mse", lr=1e6, momentum=0.9, steps=10**6)
     assert result["diverged"] and "too high" in result["message"]
     assert result["notes"] == ["learning rate 1e+06 is outside [1e-06, 10]: using 10.",
                                "steps 1,000,000 is outside [1, 10,000]: using 10,000."]
@@ -107,7 +108,7 @@ def test_too_high_a_learning_rate_diverges_with_the_reason():
 @pytest.mark.parametrize("relus, note", [(0, "ReLUs 0 is outside [1, 32]: using 1."),
                                          (1000, "ReLUs 1,000 is outside [1, 32]: using 32.")])
 def test_the_number_of_relus_is_clamped_with_a_note(relus, note):
-    result = rf.fit_relus(relus=relus, steps=5)
+    result = api.fit_relus(relus=relus, steps=5)
     assert note in result["notes"] and len(result["final"]["relus"]) == result["settings"]["relus"]
 
 
@@ -119,7 +120,7 @@ def test_the_number_of_relus_is_clamped_with_a_note(relus, note):
 ])
 def test_nonsense_is_refused_with_a_clear_message(field, value, message):
     with pytest.raises(BadInput, match=message):
-        rf.fit_relus(**{field: value, "steps": 5})
+        api.fit_relus(**{field: value, "steps": 5})
 
 
 # ---------------------------------------------------------------- the loss landscape
@@ -199,7 +200,7 @@ def test_fit_relus_through_gradio_client(quad_url):
     assert all(schema["description"] for schema in tools["fit_relus"]["inputSchema"]["properties"].values())
     result = client.predict(dataset="lesson", relus=8, loss="mse", lr=0.01, momentum=0.9, steps=2000, seed=42,
                             api_name="/fit_relus")
-    assert result == rf.fit_relus("lesson", 8, "mse", 0.01, 0.9, 2000, 42)
+    assert result == api.fit_relus("lesson", 8, "mse", 0.01, 0.9, 2000, 42)
     assert result["final"]["loss"] < result["least_squares"]["loss"] and len(result["trajectory"]["loss"]) == 2000
     with pytest.raises(AppError, match="Unknown loss"):
         client.predict(loss="hinge", api_name="/fit_relus")

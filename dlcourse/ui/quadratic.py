@@ -2,8 +2,8 @@
 
 Components and wiring only: the data, losses, SGD and least squares are in `dlcourse.quadratic`,
 the session and its words in `dlcourse.quadratic_session`, the pictures in `dlcourse.quadratic_plots`.
-Public API endpoints: /fit_quadratic (a whole SGD run as JSON), /quadratic_loss (score a guess) and
-/fit_relus (the same data fitted by a sum of ReLUs).
+Public API endpoints, from `dlcourse.quadratic_api`: /fit_quadratic (a whole SGD run as JSON),
+/quadratic_loss (score a guess) and /fit_relus (the same data fitted by a sum of ReLUs).
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import pandas as pd
 from gradio.components.plot import PlotData
 
 from .. import quadratic as q
+from .. import quadratic_api as api
 from .. import quadratic_plots as plots
 from .. import quadratic_session as qs
 from .. import relu_fit as rf
@@ -298,9 +299,10 @@ def build() -> None:
     relu_btn.click(fit_with_relus, relu_inputs, [relu_plot, relu_losses, relu_text], **private)
 
     for slider in sliders:
-        # Queued, though the handler is cheap (~10 ms): Gradio shows no message for an error in an event
-        # run with queue=False (a number typed beyond the slider's range only turned the outputs to "Error"),
-        # and the queue bounds how many run at once. always_last: a drag sends its latest value, not each one.
+        # Queued, though the handler is cheap (bench/bench_quadratic.py times it): Gradio shows no message for
+        # an error in an event run with queue=False (a number typed beyond the slider's range only turned the
+        # outputs to "Error"), and the queue bounds how many run at once. always_last: a drag sends its latest
+        # value, not each one.
         slider.input(move, [*data_inputs, standardise], view, trigger_mode="always_last", cancels=running,
                      **private)
     reset_btn.click(move, [*data_inputs, standardise], view, cancels=running, **private).then(
@@ -318,9 +320,9 @@ def build() -> None:
     lr_log.change(None, lr_log, lr_text, js=LR_TEXT_JS, **private)
     steps.change(None, steps, run_btn, js=RUN_LABEL_JS, **private)
 
-    gr.api(shows_errors(q.fit_quadratic), api_name="fit_quadratic")
-    gr.api(shows_errors(q.evaluate_quadratic), api_name="quadratic_loss")
-    gr.api(shows_errors(rf.fit_relus), api_name="fit_relus")
+    gr.api(shows_errors(api.fit_quadratic), api_name="fit_quadratic")
+    gr.api(shows_errors(api.evaluate_quadratic), api_name="quadratic_loss")
+    gr.api(shows_errors(api.fit_relus), api_name="fit_relus")
 
 
 def _step_once(*args):
