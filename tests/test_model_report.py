@@ -85,16 +85,17 @@ def test_an_older_model_file_shows_its_metrics_and_history_and_says_what_is_miss
         assert missing not in components
 
 
-@pytest.mark.parametrize("meta_extra", [{"metrics": {}}, {"metrics": {"error_rate": 0.25}}])
-def test_a_bare_model_file_still_builds(tmp_path, meta_extra):
+@pytest.mark.parametrize("metrics, headline", [
+    ({}, "The model file records no validation accuracy."),
+    ({"error_rate": 0.25}, "**Validation accuracy: 75.00%** on the validation set (error rate 25.00%)."),
+])
+def test_a_bare_model_file_shows_its_headline_and_the_note_only(metrics, headline):
+    """No report and no history: the served section holds the headline and the note, and nothing else."""
     from reportkit import CLASSES
 
     meta = ModelInfo.from_dict({"arch": "test_resnet", "classes": CLASSES, "in_chans": 1, "img_size": 24,
-                                "mean": [0.5], "std": [0.25], "preprocessing": "photo", **meta_extra})
-    with gr.Blocks():
-        model_report.build(meta)
-    from dlcourse.report import for_display
-
-    view = for_display(meta)
-    assert view["curves"] is None and view["note"] == NO_REPORT_NOTE
-    assert ("75.00%" in view["headline"]) == ("error_rate" in meta.metrics)
+                                "mean": [0.5], "std": [0.25], "preprocessing": "photo", "metrics": metrics})
+    components = served_components(meta)
+    assert components["report-summary"]["props"]["value"].startswith(headline + "\n\n")
+    assert components["report-note"]["props"]["value"] == NO_REPORT_NOTE
+    assert set(components) == {"report", "report-summary", "report-note"}

@@ -33,7 +33,6 @@ def test_train_with_show_batch_lr_find_and_report(tmp_path, shapes):
                 "--top-losses", "8")
     assert run.returncode == 0, run.stderr[-3000:]
     out = run.stdout
-    assert "lr-find: 30 mini-batches" in out or "stopped: the loss exploded" in out
     assert "suggested lr: valley" in out and "(the valley suggestion)" in out
     assert "most confused" in out
 
@@ -44,6 +43,10 @@ def test_train_with_show_batch_lr_find_and_report(tmp_path, shapes):
     assert figures["classes"] == list(SHAPES) and figures["n_valid"] == 14
     assert sum(map(sum, figures["confusion_matrix"])) == 14
     valley = figures["lr_find"]["suggestions"]["valley"]
+    lrs, exploded = figures["lr_find"]["lrs"], figures["lr_find"]["stopped_early"]
+    assert len(lrs) <= 30 and exploded == (len(lrs) < 30)  # the loss exploding is the only early stop
+    assert (f"lr-find: {len(lrs)} mini-batches from {lrs[0]:.1e} to {lrs[-1]:.1e}"
+            f"{' (stopped: the loss exploded)' if exploded else ''}; suggested lr: valley {valley:.2e}") in out
 
     record = torch.load(tmp_path / "model.pkl", weights_only=True)  # plain values and tensors only
     meta = record["meta"]
@@ -53,7 +56,12 @@ def test_train_with_show_batch_lr_find_and_report(tmp_path, shapes):
     assert len(summary["top_losses"]) == 8 and summary["top_loss_images"].shape == (8, 3, 32, 32)
     assert summary["lr_find"]["suggestions"]["valley"] == valley == pytest.approx(meta["recipe"]["lr"])
     assert summary["curves"]["epoch"] == [1, 2]
-    assert f"{summary['top_losses'][0]['actual']} -> " in out or not summary["most_confused"]
+    matrix = summary["confusion_matrix"]
+    wrong = sum(map(sum, matrix)) - sum(matrix[i][i] for i in range(len(matrix)))
+    assert sum(count for *_, count in summary["most_confused"]) == wrong
+    pairs = "".join(f"  {actual} -> {predicted}: {count}\n" for actual, predicted, count in summary["most_confused"])
+    expected = f"most confused (actual -> predicted: count):\n{pairs}" if wrong else "most confused: none ("
+    assert expected in out
 
 
 def test_bare_lr_find_stops_before_training(tmp_path, shapes):
