@@ -82,3 +82,20 @@ def test_frozen_phase_trains_only_the_head_and_norm_layers():
     assert logits.shape == (16, 2) and targets.tolist() == [i % 2 for i in range(16)]
     accuracy = (logits.argmax(1) == targets).float().mean().item()
     assert abs(accuracy - history[0]["accuracy"]) < 1e-9
+
+
+def test_one_cycle_warms_up_then_anneals_and_survives_phases_of_a_few_batches():
+    from dlcourse.training.learner import FINAL_DIV, one_cycle
+
+    for steps in range(1, 10):  # a frozen epoch of a tiny data set: PyTorch's OneCycleLR divided by zero here
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
+        scheduler = one_cycle(optimizer, 0.1, steps)
+        rates = []
+        for _ in range(steps):
+            rates.append(optimizer.param_groups[0]["lr"])
+            optimizer.step()
+            scheduler.step()
+        if steps <= 4:
+            assert rates == [0.1] * steps
+        else:
+            assert rates[0] < 0.1 / 10 and max(rates) > 0.09 and rates[-1] < 0.1 / FINAL_DIV * 30

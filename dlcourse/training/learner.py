@@ -36,10 +36,21 @@ from ..errors import BadInput
 from . import distributed
 from .data import DecodedOnDevice, EncodedImages, ImageFiles, collate_encoded
 from .distributed import Processes
+from .evaluate import outputs
 
 NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
 PCT_START = 0.25  # share of each one-cycle spent warming up, as in fastai
 FINAL_DIV = 1e5  # the last learning rate is lr / FINAL_DIV
+
+
+def one_cycle(optimizer: torch.optim.Optimizer, lr: float, steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """fastai's one-cycle schedule over `steps` batches. A phase whose warm-up would last a batch or less keeps
+    `lr` constant instead: PyTorch's OneCycleLR divides by zero there (a tiny data set, a frozen epoch)."""
+    if PCT_START * steps <= 1:
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=lr, total_steps=steps, pct_start=PCT_START, final_div_factor=FINAL_DIV
+    )
 
 
 @dataclass(frozen=True)
@@ -244,9 +255,7 @@ class Learner:
         net = self.training_network()
         optimizer, scaler = self.optimizer(lr)
         steps = epochs * len(self.train_loader)
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
-            optimizer, max_lr=lr, total_steps=steps, pct_start=PCT_START, final_div_factor=FINAL_DIV
-        )
+        scheduler = one_cycle(optimizer, lr, steps)
         for _ in range(epochs):
             epoch = len(self.history) + 1
             self.train_loader.sampler.set_epoch(epoch)
@@ -323,16 +332,11 @@ class Learner:
         by one process after training (train.py makes them on rank 0)."""
         return self._eval_loader(self.valid_ds)
 
-    @torch.inference_mode()
     def predict(self, dataset=None) -> tuple[torch.Tensor, torch.Tensor]:
-        """(logits (N, classes) float32 on the CPU, targets (N,)) for every item of `dataset` (default: the
-        validation set), in order, in this process. For per-image reports (confusion matrix, top losses)."""
-        self.model.eval()
-        outputs, labels = [], []
-        for inputs, targets in (self.valid_batches() if dataset is None else self._eval_loader(dataset)):
-            outputs.append(self._forward(inputs).float().cpu())
-            labels.append(torch.as_tensor(targets))
-        return torch.cat(outputs), torch.cat(labels)
+        """`evaluate.outputs` for every item of `dataset` (default: the validation set), in order, in this
+        process. For per-image reports (confusion matrix, top losses)."""
+        batches = self.valid_batches() if dataset is None else self._eval_loader(dataset)
+        return outputs(self.model, batches, device=self.device, channels_last=self.channels_last)
 
     def _forward(self, inputs: torch.Tensor) -> torch.Tensor:
         inputs = inputs.to(self.device, non_blocking=True)
