@@ -31,8 +31,11 @@ OTHER_APPLICATIONS = {"fastai.tabular": "a tabular learner", "fastai.text": "a t
 RESAMPLES = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}  # PIL's numbers
 # Item and batch transforms that do nothing at inference (split_idx 0: training only) or nothing we need.
 INERT_TRANSFORMS = {f"fastai.vision.augment.{name}" for name in (
-    "Flip", "Dihedral", "Rotate", "Zoom", "Warp", "Brightness", "Contrast", "Saturation", "Hue", "LightingTfm",
-    "RandomErasing", "FlipItem", "DihedralItem")} | {"fastai.data.transforms.ToTensor"}
+    "Brightness", "Contrast", "Saturation", "Hue", "LightingTfm", "RandomErasing", "FlipItem", "DihedralItem")} | {
+    "fastai.data.transforms.ToTensor"}
+# aug_transforms' resampling batch transforms: at inference an identity grid, resampled to `size` when one is given.
+AFFINE_TRANSFORMS = {f"fastai.vision.augment.{name}" for name in (
+    "AffineCoordTfm", "Flip", "Dihedral", "Rotate", "Zoom", "Warp", "RandomResizedCropGPU")}
 HEAD_LAYERS = {
     "fastai.layers.AdaptiveConcatPool2d": "concat_pool", "torch.nn.modules.pooling.AdaptiveAvgPool2d": "avg_pool",
     "fastai.layers.Flatten": "flatten", "torch.nn.modules.flatten.Flatten": "flatten",
@@ -90,7 +93,9 @@ def _describe(learner: Record, path: Path) -> tuple[ModelInfo, dict[str, torch.T
         raise BadInput(f"its head does not end in a Linear layer of {len(classes)} outputs (one per class).")
     loader = _valid_loader(dls)
     resize = _resize(_transforms(loader, "after_item"))
-    mean, std = _normalisation(_transforms(loader, "after_batch"), first_conv.shape[1])
+    mean, std, batch_size = _batch_transforms(_transforms(loader, "after_batch"), first_conv.shape[1])
+    if batch_size:  # presizing: the item transform's size first, then the batch transform's for the network
+        resize |= {"presize": resize["img_size"], "img_size": batch_size}
     info = ModelInfo(
         arch=arch, classes=classes, in_chans=int(first_conv.shape[1]), mean=mean, std=std, preprocessing="photo",
         metrics=_metrics(attrs), body=body_kind, head={"kind": "fastai", "layers": layers},
@@ -309,9 +314,10 @@ def _resize(item_tfms: list[Record]) -> dict[str, Any]:
     return found
 
 
-def _normalisation(batch_tfms: list[Record], in_chans: int) -> tuple[list[float], list[float]]:
+def _batch_transforms(batch_tfms: list[Record], in_chans: int) -> tuple[list[float], list[float], int | None]:
+    """Normalisation (mean, std) and, with aug_transforms(size=...), the size the batch is resampled to."""
     mean, std = [0.0] * in_chans, [1.0] * in_chans
-    scaled = False
+    scaled, batch_size = False, None
     for tfm in batch_tfms:
         name, attrs = _name(tfm), tfm.attrs()
         if name in INERT_TRANSFORMS:
@@ -325,14 +331,18 @@ def _normalisation(batch_tfms: list[Record], in_chans: int) -> tuple[list[float]
             if not all(isinstance(v, torch.Tensor) and v.numel() == in_chans for v in values):
                 raise BadInput(f"its Normalize stats do not have one value per input channel ({in_chans}).")
             mean, std = ([float(x) for x in v.flatten()] for v in values)
-        elif name == "fastai.vision.augment.AffineCoordTfm":
-            if attrs.get("size") is not None:
-                raise BadInput("its batch transforms resize again (aug_transforms(size=...)); give the size to Resize.")
+        elif name in AFFINE_TRANSFORMS:
+            if attrs.get("size") is None:
+                continue  # at inference an identity resampling: nothing to do
+            if str(attrs.get("mode", "bilinear")) != "bilinear" or attrs.get("valid_scale", 1.0) != 1.0:
+                raise BadInput(f"its {name.rsplit('.', 1)[-1]} resamples by {shown(attrs.get('mode'))} or crops "
+                               f"{shown(attrs.get('valid_scale'))} at inference; only bilinear, uncropped is served.")
+            batch_size = _square_size(attrs["size"])
         else:
             raise BadInput(f"it has a batch transform this app does not know: {name}.")
     if not scaled:
         raise BadInput("its batch transforms do not scale pixels to 0-1 (no IntToFloatTensor).")
-    return mean, std
+    return mean, std, batch_size
 
 
 def _metrics(learner_attrs: dict[str, Any]) -> dict[str, float]:

@@ -52,10 +52,12 @@ class ModelInfo:
     # Resizing: "resize-crop" is train.py's (short side to img_size, centre crop, on tensors); fastai's Resize
     # at inference is "crop" (centre), "squish" or "pad" (pad_mode), on the PIL image with `resample`;
     # "squish-crop" is RandomResizedCrop's validation path: squish to img_size + resize_margin, centre crop.
+    # `presize`: fastai's presizing (item Resize to presize, then aug_transforms(size=img_size) resamples the batch).
     resize: str = "resize-crop"
     pad_mode: str = "reflection"
     resample: str = "bilinear"
     resize_margin: int = 0
+    presize: int = 0
     origin: str = OUR_ORIGIN  # where the model came from: "train.py", "fastai export: vision_learner, resnet34"
     examples: list[dict[str, Any]] = field(default_factory=list)  # a few validation images: {"image": uint8 tensor, "label"}
     # What train.py records about the run that made the model (None/empty when it did not make it).
@@ -108,7 +110,8 @@ class ModelInfo:
             raise BadInput(f"{source}: the head {shown(self.head)} does not go with the body {self.body!r}.")
         if len(self.classes) < 2:
             raise BadInput(f"{source}: a classifier needs at least two classes, not {shown(self.classes)}.")
-        if self.in_chans < 1 or self.img_size < 1 or not isinstance(self.resize_margin, int) or self.resize_margin < 0:
+        if self.in_chans < 1 or self.img_size < 1 or not all(isinstance(v, int) and v >= 0 for v in (
+                self.resize_margin, self.presize)) or (self.presize and self.resize == "resize-crop"):
             raise BadInput(f"{source}: in_chans and img_size must be positive ({self.in_chans}, {self.img_size}).")
         if len(self.mean) != self.in_chans or len(self.std) != self.in_chans:
             raise BadInput(f"{source}: mean and std need one value per input channel ({self.in_chans}).")

@@ -30,6 +30,29 @@ class MatchChannels(torch.nn.Module):
         return image.expand(*image.shape[:-3], self.in_chans, *image.shape[-2:])
 
 
+class FastaiBatchResize(torch.nn.Module):
+    """aug_transforms(size=...) at inference (an identity affine grid, bilinear, align_corners) with fastai's
+    _grid_sample, which first area-averages when shrinking by more than 2x."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        batch = image if image.dim() == 4 else image.unsqueeze(0)
+        theta = torch.eye(3, dtype=batch.dtype)[:2].expand(batch.shape[0], 2, 3)
+        grid = torch.nn.functional.affine_grid(theta, [batch.shape[0], batch.shape[1], self.size, self.size],
+                                               align_corners=True)
+        zoom = 1 / (grid.max() - grid.min()).item() * 2
+        shrink = min(batch.shape[-2] / self.size, batch.shape[-1] / self.size) / 2
+        if shrink > 1 and shrink > zoom:
+            batch = torch.nn.functional.interpolate(batch, scale_factor=1 / shrink, mode="area",
+                                                    recompute_scale_factor=True)
+        out = torch.nn.functional.grid_sample(batch, grid, mode="bilinear", padding_mode="reflection",
+                                              align_corners=True)
+        return out if image.dim() == 4 else out[0]
+
+
 def eval_transform(info: ModelInfo) -> v2.Compose:
     """uint8 tensor (C, H, W) -> normalised float tensor (in_chans, img_size, img_size).
 
@@ -40,6 +63,7 @@ def eval_transform(info: ModelInfo) -> v2.Compose:
         [
             *resize,
             v2.ToDtype(torch.float32, scale=True),
+            *([FastaiBatchResize(size)] if info.presize else []),
             MatchChannels(info.in_chans),
             v2.Normalize(info.mean, info.std),
         ]
@@ -63,7 +87,7 @@ TV_PAD_MODES = {"zeros": "constant", "border": "edge", "reflection": "reflect"} 
 
 def fastai_resize(image: Image.Image, info: ModelInfo) -> Image.Image:
     """fastai's Resize (crop, squish, pad) or RandomResizedCrop as they run in learn.predict (split_idx 1)."""
-    size, resample = info.img_size, PIL_RESAMPLES[info.resample]
+    size, resample = info.presize or info.img_size, PIL_RESAMPLES[info.resample]
     width, height = image.size
     if info.resize == "squish-crop":  # squish to size + margin, then a centre crop of size
         bigger = size + info.resize_margin

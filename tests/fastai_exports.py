@@ -54,10 +54,10 @@ def make_images(folder: Path) -> list[Path]:
     return paths
 
 
-def image_dls(images: Path, item_tfms, label_func=is_cat, **kwargs) -> DataLoaders:
+def image_dls(images: Path, item_tfms, augment=None) -> DataLoaders:
     return ImageDataLoaders.from_name_func(
-        images, get_image_files(images), valid_pct=0.25, seed=42, label_func=label_func, item_tfms=item_tfms,
-        batch_tfms=[*aug_transforms(), Normalize.from_stats(*imagenet_stats)], bs=4, num_workers=0, **kwargs)
+        images, get_image_files(images), valid_pct=0.25, seed=42, label_func=is_cat, item_tfms=item_tfms,
+        batch_tfms=[*(augment or aug_transforms()), Normalize.from_stats(*imagenet_stats)], bs=4, num_workers=0)
 
 
 def main(out: Path) -> None:
@@ -69,6 +69,11 @@ def main(out: Path) -> None:
                                        pretrained=False, lin_ftrs=[64], ps=0.3),
         "resnet18_rrc": vision_learner(image_dls(images, RandomResizedCrop(32, min_scale=0.5)), resnet18,
                                        pretrained=False),
+        # the course's presizing: a big item Resize, then aug_transforms(size=...) resamples the batch
+        "presize_rrc": vision_learner(image_dls(images, Resize(80), aug_transforms(size=32, min_scale=0.75)), resnet18,
+                                      pretrained=False),
+        "presize_affine": vision_learner(image_dls(images, Resize(80), aug_transforms(size=24)), resnet18,
+                                         pretrained=False),
         "timm_squish": vision_learner(
             ImageDataLoaders.from_name_re(images, get_image_files(images), pat=r"^(\w+)_\d+", valid_pct=0.25,
                                           seed=42, item_tfms=Resize(36, method="squish"), bs=4, num_workers=0,

@@ -37,6 +37,8 @@ SERVED = {  # export: (arch, resize method)
     "resnet18_crop": ("resnet18", "crop"),
     "resnet18_pad": ("resnet18", "pad"),
     "resnet18_rrc": ("resnet18", "squish-crop"),
+    "presize_rrc": ("resnet18", "crop"),
+    "presize_affine": ("resnet18", "crop"),
     "timm_squish": ("resnet10t", "squish"),
     "windows_path": ("resnet18", "crop"),
 }
