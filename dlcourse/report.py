@@ -1,4 +1,4 @@
-"""Training-time reporting: validation outputs, the report folder, the show-batch grid, the model card part.
+"""Training-time reporting: the report folder, the show-batch grid, the model card part.
 
 train.py calls these around its training loop; `write_report` also works from a model file's
 compact summary alone (`python -m dlcourse.report model/model.pkl reports/model`).
@@ -26,32 +26,6 @@ FILES = {
     "show_batch": "show_batch.png",
     "json": "report.json",
 }
-
-
-@torch.inference_mode()
-def collect_outputs(model: torch.nn.Module, batches: Iterable, *, device: torch.device | str = "cpu",
-                    amp_dtype: torch.dtype | None = None, channels_last: bool = False
-                    ) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits (N, C) float32 on CPU, targets (N,)) over a validation loader, in its order (no shuffling)."""
-    device = torch.device(device)
-    was_training = model.training
-    model.eval()
-    logits, targets = [], []
-    try:
-        for inputs, target in batches:
-            inputs = inputs.to(device, non_blocking=True)
-            if channels_last and inputs.dim() == 4:
-                inputs = inputs.contiguous(memory_format=torch.channels_last)
-            if amp_dtype is not None:
-                with torch.autocast(device.type, dtype=amp_dtype):
-                    out = model(inputs)
-            else:
-                out = model(inputs)
-            logits.append(out.float().cpu())
-            targets.append(torch.as_tensor(target).long().cpu())
-    finally:
-        model.train(was_training)
-    return torch.cat(logits), torch.cat(targets)
 
 
 def gather_inputs(dataset: Any, indices: Sequence[int]) -> torch.Tensor:

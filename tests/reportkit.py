@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from dlcourse import interpretation, report
+from dlcourse.training.evaluate import outputs
 from dlcourse.modelfile import ModelInfo, save_model_file
 
 CLASSES = ["cat", "dog", "horse", "zebra"]
@@ -36,7 +37,7 @@ def tiny_model_file(path: Path, *, with_report: bool = True, n_valid: int = 60, 
     images = torch.rand(n_valid, 1, IMG_SIZE, IMG_SIZE, generator=generator)
     targets = torch.arange(n_valid) % len(CLASSES)
     valid = TensorDataset((images - MEAN[0]) / STD[0], targets)
-    logits, seen_targets = report.collect_outputs(model, DataLoader(valid, batch_size=16))
+    logits, seen_targets = outputs(model, DataLoader(valid, batch_size=16))
     interp = interpretation.Interpretation(CLASSES, logits, seen_targets)
     meta = {
         "arch": "test_resnet", "classes": CLASSES, "in_chans": 1, "img_size": IMG_SIZE, "mean": MEAN, "std": STD,

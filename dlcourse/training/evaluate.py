@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Sequence
 
 import torch
 from torch import nn
@@ -22,16 +22,31 @@ from ..preprocess import eval_transform
 
 
 @torch.inference_mode()
-def predict(model: nn.Module, meta: ModelInfo, dataset, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-    """(logits (N, classes), targets (N,)) of every item of `dataset` (uint8 CHW images with class
-    indices, e.g. `Data.valid`), through the model file's eval_transform, in one process, on the CPU."""
+def outputs(model: nn.Module, batches: Iterable, *, device: torch.device | str = "cpu",
+            channels_last: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """(logits (N, classes) float32 on the CPU, targets (N,)) over `batches` of (inputs, targets), in their
+    order, in this process: the one place a model's outputs over a data loader are computed. The model runs
+    in eval mode and gets its mode back."""
+    device = torch.device(device)
+    was_training = model.training
     model.eval()
-    loader = DataLoader(dataset.with_transform(eval_transform(meta)), batch_size=batch_size)
-    outputs, labels = [], []
-    for inputs, targets in loader:
-        outputs.append(model(inputs).float())
-        labels.append(torch.as_tensor(targets))
-    return torch.cat(outputs), torch.cat(labels)
+    logits, labels = [], []
+    try:
+        for inputs, targets in batches:
+            inputs = inputs.to(device, non_blocking=True)
+            if channels_last and inputs.dim() == 4:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            logits.append(model(inputs).float().cpu())
+            labels.append(torch.as_tensor(targets).long().cpu())
+    finally:
+        model.train(was_training)
+    return torch.cat(logits), torch.cat(labels)
+
+
+def predict(model: nn.Module, meta: ModelInfo, dataset, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    """`outputs` for every item of `dataset` (uint8 CHW images with class indices, e.g. `Data.valid`),
+    through the model file's eval_transform, on the CPU."""
+    return outputs(model, DataLoader(dataset.with_transform(eval_transform(meta)), batch_size=batch_size))
 
 
 def metrics(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> dict[str, float]:
