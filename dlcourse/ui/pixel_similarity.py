@@ -201,7 +201,7 @@ def build(baseline: PixelBaseline, classifier: Any) -> None:
         Returns:
             The closest digit; a sentence with its distance and the runner-up; every candidate's distance, closest first (a bar plot's data: rows of [digit, distance]); the 28x28 input as the baseline sees it; the ideal digit it is closest to; the per-pixel difference (input minus ideal) as a heat map.
         """
-        return (*present(baseline.compare_image(image_from_upload(image, DIGIT_DECODE_SIDE), mode, distance)), "image")
+        return present(baseline.compare_image(image_from_upload(image, DIGIT_DECODE_SIDE), mode, distance))
 
     live_drawings = LiveDrawings()
 
@@ -278,9 +278,19 @@ def build(baseline: PixelBaseline, classifier: Any) -> None:
         gr.Markdown(EXPLANATIONS, elem_id="pix-explanations")
     learn_pixels.build(baseline)
 
-    outputs = [prediction, summary, bars, seen, ideal, heatmap, source]
-    run.click(pixel_similarity, [image, mode, distance], outputs, api_name="pixel_similarity")
-    image.upload(pixel_similarity, [image, mode, distance], outputs, api_visibility="private")
+    shown = [prediction, summary, bars, seen, ideal, heatmap]
+    outputs = [*shown, source]
+
+    def compare_image_on(event: Any, **api: Any) -> Any:
+        """The public comparison of an image, then (privately) the note of where the answer came from.
+        The State is not an output of the endpoint itself: Gradio 6.31's MCP server, called without a
+        progress token, drops a State output by position and answers "pop index out of range"."""
+        compared = event(pixel_similarity, [image, mode, distance], shown, **api)
+        return compared.success(lambda: "image", None, source, api_visibility="private", queue=False,
+                                show_progress="hidden")
+
+    compare_image_on(run.click, api_name="pixel_similarity")
+    compare_image_on(image.upload, api_visibility="private")
     run_sketch.click(compare_drawing, [sketch, mode, distance], outputs, api_visibility="private")
     sketch.change(follow_drawing, [sketch, mode, distance], outputs, api_visibility="private",
                   trigger_mode="always_last", show_progress="hidden")
@@ -295,4 +305,4 @@ def build(baseline: PixelBaseline, classifier: Any) -> None:
             )
         loaded = gallery.load_input_event.then(lambda: gr.Tabs(selected="pix-image-tab"), None, input_tabs,
                                                api_visibility="private", show_progress="hidden")
-        loaded.then(pixel_similarity, [image, mode, distance], outputs, api_visibility="private")
+        compare_image_on(loaded.then, api_visibility="private")
