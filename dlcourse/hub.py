@@ -222,7 +222,7 @@ def model_card(meta: ModelInfo, repo_id: str = "", report_files: dict[str, str] 
     if meta.command:
         lines += ["Trained with:", "", "```", meta.command, "```", ""]
     if meta.report:
-        from .report import model_card_section
+        from .model_card import model_card_section
 
         lines.append(model_card_section(meta.report, classes, report_files))
     lines += timm_usage(meta, repo_id)

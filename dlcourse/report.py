@@ -1,4 +1,4 @@
-"""Training-time reporting: the report folder, the show-batch grid, the model card part.
+"""Training-time reporting: the report folder and the show-batch grid, written by train.py.
 
 train.py calls these around its training loop; `write_report` also works from a model file's
 compact summary alone (`python -m dlcourse.report model/model.pkl reports/model`).
@@ -124,109 +124,6 @@ def format_most_confused(pairs: Sequence[Sequence[Any]], limit: int = 10) -> str
     if len(pairs) > limit:
         lines.append(f"  ... and {len(pairs) - limit} more pairs (see report.json)")
     return "\n".join(lines)
-
-
-def model_card_section(summary: dict[str, Any], classes: Sequence[str], images: dict[str, str] | None = None,
-                       top_n: int = 10) -> str:
-    """Markdown for the model card: figures, most confused pairs, per-class accuracy, top losses.
-
-    `images`: {"confusion_matrix": "report/confusion_matrix.png", ...}, paths as uploaded to the repo.
-    """
-    images = images or {}
-    lines = ["## How good is this model?", ""]
-    lines.append(f"On {summary['n_valid']:,} validation images: accuracy **{summary['accuracy']:.2%}** "
-                 f"(error rate {summary['error_rate']:.2%}).")
-    lines.append("")
-    for key, alt in (("curves", "Training curves"), ("confusion_matrix", "Confusion matrix"),
-                     ("top_losses", "Top losses"), ("lr_find", "Learning-rate finder")):
-        if key in images:
-            lines += [f"![{alt}]({images[key]})", ""]
-    if "json" in images:
-        lines += [f"Every figure of this report, as JSON: [{Path(images['json']).name}]({images['json']}).", ""]
-    pairs = summary.get("most_confused") or []
-    lines += ["### Most confused", ""]
-    if pairs:
-        lines += ["| actual | predicted | count |", "| --- | --- | ---: |"]
-        lines += [f"| {_md(a)} | {_md(p)} | {c} |" for a, p, c in pairs[:top_n]]
-    else:
-        lines.append("No validation image was misclassified.")
-    lines += ["", "### Per class", "", "| class | images | correct | recall | precision |",
-              "| --- | ---: | ---: | ---: | ---: |"]
-    for row in interpretation.per_class(summary["confusion_matrix"], classes):
-        lines.append(f"| {_md(row['class'])} | {row['n']} | {row['correct']} | {_pct(row['recall'])} | "
-                     f"{_pct(row['precision'])} |")
-    top = (summary.get("top_losses") or [])[:top_n]
-    if top:
-        lines += ["", "### Top losses", "", "| predicted | actual | loss | probability of actual |",
-                  "| --- | --- | ---: | ---: |"]
-        lines += [f"| {_md(t['predicted'])} | {_md(t['actual'])} | {t['loss']:.3f} | {t['prob_actual']:.3f} |"
-                  for t in top]
-    return "\n".join(lines) + "\n"
-
-
-DISPLAY_PX = 128  # top-loss thumbnails are enlarged (nearest neighbour) to at least this for the gallery
-NO_REPORT_NOTE = (
-    "This model file carries no validation report (it was written before reports existed), so only its "
-    "metrics and training history are shown. Retrain with `python train.py` to see its confusion matrix, "
-    "most confused classes and top losses."
-)
-
-
-def for_display(meta: ModelInfo, max_pairs: int = 20) -> dict[str, Any]:
-    """Everything the app's "How good is this model?" section shows, from a model file's meta alone.
-
-    {"headline": markdown, "note": markdown or None, "confusion_matrix": RGB array or None,
-     "curves": RGB array or None, "most_confused": [[actual, predicted, count]],
-     "top_losses": [(RGB array, caption)]}. Figures are rendered here, once.
-    """
-    import numpy as np
-    from PIL import Image
-
-    classes = list(meta.classes)
-    summary = meta.report or None
-    view: dict[str, Any] = {"note": None if summary else NO_REPORT_NOTE, "confusion_matrix": None, "curves": None,
-                            "most_confused": [], "top_losses": []}
-    accuracy, n_valid = meta.accuracy, meta.n_valid
-    if accuracy is not None:
-        on = f" on {n_valid:,} validation images" if isinstance(n_valid, int) else " on the validation set"
-        headline = f"**Validation accuracy: {accuracy:.2%}**{on} (error rate {1 - accuracy:.2%})."
-    else:
-        headline = "The model file records no validation accuracy."
-    if meta.valid_split:
-        headline += f" Validated on {meta.valid_split}."
-    suggestions = ((summary or {}).get("lr_find") or {}).get("suggestions")
-    if suggestions:
-        headline += " Learning-rate finder: " + ", ".join(f"{k} {v:.1e}" for k, v in suggestions.items()) + "."
-    view["headline"] = headline
-
-    curves = (summary or {}).get("curves") or interpretation.curves(meta.history)
-    if curves and any(curves.values()):
-        view["curves"] = plots.to_array(plots.curves_figure(curves))
-    if not summary:
-        return view
-    title = f"Confusion matrix\n{n_valid:,} validation images, accuracy {accuracy:.2%}"
-    view["confusion_matrix"] = plots.to_array(plots.confusion_matrix_figure(summary["confusion_matrix"], classes,
-                                                                            title))
-    view["most_confused"] = [list(pair) for pair in (summary.get("most_confused") or [])[:max_pairs]]
-    images = summary.get("top_loss_images")
-    if images is not None:
-        for image, item in zip(images, summary.get("top_losses") or []):
-            array = plots.as_hwc(image)
-            picture = Image.fromarray(array)
-            scale = math.ceil(DISPLAY_PX / max(picture.size))
-            if scale > 1:
-                picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
-            caption = f"{item['predicted']} / {item['actual']} / {item['loss']:.2f} / {item['prob_actual']:.2f}"
-            view["top_losses"].append((np.asarray(picture.convert("RGB")), caption))
-    return view
-
-
-def _md(text: Any) -> str:
-    return str(text).replace("|", "\\|")
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
 
 
 def _json_safe(value: Any) -> Any:

@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlcourse import interpretation, report
+from dlcourse import interpretation, model_card, report
 from dlcourse.interpretation import Interpretation, confusion_matrix, most_confused, top_losses
 from dlcourse.modelfile import build_model, load_model_file
 from reportkit import CLASSES, HISTORY, MEAN, STD, tiny_model_file
@@ -103,7 +103,7 @@ def test_report_folder_has_the_figures_and_a_json_of_them(tiny, tmp_path):
     assert [row["n"] for row in data["per_class"]] == [sum(row) for row in summary["confusion_matrix"]]
     assert data["most_confused"][0] == dict(zip(("actual", "predicted", "count"), summary["most_confused"][0]))
     assert len(data["top_losses"]) == 12 and "top_loss_images" not in data
-    card = report.model_card_section(summary, CLASSES, {"confusion_matrix": "report/confusion_matrix.png"})
+    card = model_card.model_card_section(summary, CLASSES, {"confusion_matrix": "report/confusion_matrix.png"})
     assert "![Confusion matrix](report/confusion_matrix.png)" in card and f"{summary['accuracy']:.2%}" in card
 
 

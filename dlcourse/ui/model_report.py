@@ -9,7 +9,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..modelfile import ModelInfo
-from ..report import for_display
+from ..report_view import for_display
 
 TITLE = "How good is this model?"
 INTRO = (
