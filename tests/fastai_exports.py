@@ -22,7 +22,7 @@ from fastai.text.all import AWD_LSTM, get_text_classifier
 from fastai.vision.all import (AdaptiveConcatPool2d, CrossEntropyLossFlat, DataBlock, DataLoaders, Flatten,
                                ImageBlock, ImageDataLoaders, Learner, MultiCategoryBlock, Normalize, RandomResizedCrop,
                                RandomSplitter, Resize, aug_transforms, create_vision_model, get_image_files,
-                               imagenet_stats, resnet18, vision_learner)
+                               error_rate, imagenet_stats, resnet18, vision_learner)
 from huggingface_hub.fastai_utils import _save_pretrained_fastai
 from torch import nn
 
@@ -78,15 +78,16 @@ def main(out: Path) -> None:
             ImageDataLoaders.from_name_re(images, get_image_files(images), pat=r"^(\w+)_\d+", valid_pct=0.25,
                                           seed=42, item_tfms=Resize(36, method="squish"), bs=4, num_workers=0,
                                           batch_tfms=[Normalize.from_stats(*imagenet_stats)]),
-            "resnet10t", pretrained=False),
+            "resnet10t", pretrained=False, metrics=error_rate),
     }
+    learners["timm_squish"].fit(1)  # one epoch, so the export carries the recorder's last validation figures
     learners["windows_path"] = vision_learner(image_dls(images, Resize(32)), resnet18, pretrained=False)
+    learners["windows_path"].path = WindowsStylePath(out)
+    for name, learn in learners.items():
+        learn.export(out / f"{name}.pkl")  # before predict, which clears the recorder's last figures
     predictions = {name: {"vocab": [str(v) for v in learn.dls.vocab],
                           "probs": {p.name: learn.predict(p)[2].tolist() for p in paths}}
                    for name, learn in learners.items()}
-    learners["windows_path"].path = WindowsStylePath(out)
-    for name, learn in learners.items():
-        learn.export(out / f"{name}.pkl")
     (out / "predictions.json").write_text(json.dumps(predictions))
 
     # push_to_hub_fastai's own layout (model.pkl, README.md, pyproject.toml), as a Hub repo holds it.

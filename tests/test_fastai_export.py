@@ -332,6 +332,8 @@ def test_convert_writes_a_weights_only_model_file_that_records_its_origin(export
     card = model_card(info, "student/pets")
     assert "from a fastai export: vision_learner, resnet10t" in card and "| made with | fastai export" in card
     assert "| Made with | fastai export: vision_learner, resnet10t |" in model_card_markdown(info)
+    assert set(info.metrics) == {"valid_loss", "error_rate", "accuracy"}  # the recorder's last epoch
+    assert f"| Validation accuracy | {1 - info.metrics['error_rate']:.2%} |" in model_card_markdown(info)
     assert "train.py" not in heading_markdown(info)
 
     refused = subprocess.run([sys.executable, "-m", "dlcourse.fastai_export", "convert",
