@@ -9,7 +9,7 @@ from PIL import Image
 
 from .errors import BadInput
 from .fast_forward import fastest_forward
-from .images import load_image
+from .images import DIGIT_DECODE_SIDE, load_image
 from .modelfile import ModelInfo, build_model, load_model_file
 from .preprocess import eval_transform, image_to_uint8_tensor
 
@@ -80,9 +80,10 @@ def classify_files(classifier: Classifier, paths: list[str], top_k: int = 3) -> 
         raise BadInput(f"{len(paths)} images were given; one call takes at most {MAX_BATCH_FILES}.")
     results: list[dict[str, Any]] = [{"file": Path(path).name} for path in paths]
     prepared, good = [], []
+    at_least = DIGIT_DECODE_SIDE if classifier.meta.preprocessing == "mnist" else None  # as /classify decodes
     for index, path in enumerate(paths):
         try:
-            prepared.append(classifier.prepare(load_image(path)))
+            prepared.append(classifier.prepare(load_image(path, at_least)))
             good.append(index)
         except BadInput as error:
             results[index]["error"] = str(error)
