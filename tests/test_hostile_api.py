@@ -190,6 +190,7 @@ REFUSED = [
     ("classify", [{"path": f"{UPLOAD_DIR}/../../etc/passwd"}], NOT_UPLOADED),
     ("classify", [{"path": "seven.png", "url": f"{LOCAL_URL}/seven.png"}], NOT_UPLOADED),
     ("classify", [{"path": f"{LOCAL_URL}/seven.png", "meta": META}], "points to this machine or a private network"),
+    ("classify_batch", [[{"path": f"{LOCAL_URL}/seven.png", "meta": META}]], "points to this machine or a private network"),
     ("classify_batch", [[{"path": "/etc/passwd", "meta": META}]], GRADIO_REFUSES_PATH),
     ("classify_batch", [[{"path": SECRET}]], "'meta' field must be explicitly provided"),
     ("classify_batch", [["/etc/passwd"]], "'meta' field must be explicitly provided"),
@@ -198,6 +199,7 @@ REFUSED = [
     # the sketchpad's endpoint is private (not in the API page) but reachable over HTTP: same checks
     ("classify_drawing", [{"background": None, "layers": [], "composite": {"path": SECRET}}], "'meta' field must be explicitly provided"),
     ("classify_drawing", [{"background": None, "layers": [], "composite": {"path": SECRET, "meta": META}}], GRADIO_REFUSES_PATH),
+    ("classify_drawing", [{"background": None, "layers": [], "composite": {"path": f"{LOCAL_URL}/seven.png", "meta": META}}], "points to this machine or a private network"),
     # bad base64 and base64 that is not an image
     ("classify", [{"url": "data:image/png;base64,!!!not*base64!!!"}], "could not be decoded"),
     ("classify", [{"url": "data:image/png;base64," + base64.b64encode(b"root:x:0:0:root:/root:/bin/sh").decode()}], "could not be decoded"),

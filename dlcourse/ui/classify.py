@@ -14,7 +14,7 @@ from ..classifier import Classifier, classify_files
 from ..images import DIGIT_DECODE_SIDE, MIN_SIDE
 from ..modelfile import ModelInfo
 from . import model_report
-from .common import ImageFile, digit_sketchpad, image_from_sketch, image_from_upload, shows_errors
+from .common import ImageFile, ImageFiles, digit_sketchpad, image_from_sketch, image_from_upload, shows_errors
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "examples"
 TOP_K = 5
@@ -128,7 +128,7 @@ def build(classifier: Classifier) -> None:
     examples_area = gr.Column()
     model_report.build(meta)
     with gr.Accordion("Many images at once", open=False):
-        files = gr.File(label="Images", file_count="multiple", elem_id="cls-batch-files")
+        files = ImageFiles(label="Images", file_count="multiple", elem_id="cls-batch-files")
         run_batch = gr.Button("Classify all", elem_id="cls-batch-run")
         batch_results = gr.JSON(label="One result per image", elem_id="cls-batch-results")
 

@@ -30,7 +30,20 @@ NOT_UPLOADED = (
 )
 
 
-class ImageFile(gr.Image):
+class FetchesPublicUrlsOnly:
+    """For input components: a file given as an http(s) URL that points to this machine or a private
+    network is refused, with a message, and never fetched (Gradio fetches such URLs for API and MCP clients).
+
+    Gradio's own check would refuse it too, but only after asking dns.google's web API about the name.
+    """
+
+    async def async_move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
+        if isinstance(url_or_file_path, str) and url_or_file_path.startswith(("http://", "https://")):
+            await _refuse_private_url(url_or_file_path)
+        return await super().async_move_resource_to_block_cache(url_or_file_path)  # type: ignore[misc]
+
+
+class ImageFile(FetchesPublicUrlsOnly, gr.Image):
     """A gr.Image that hands its handler the uploaded file's path without opening it.
 
     Gradio's own preprocessing decodes the image first, so a text file or a decompression bomb would
@@ -39,16 +52,6 @@ class ImageFile(gr.Image):
 
     def get_block_name(self) -> str:
         return "image"
-
-    async def async_move_resource_to_block_cache(self, url_or_file_path: str | Path | None) -> str | None:
-        """Gradio fetches an image given as an http(s) URL (as Gradio's MCP server passes one) here; one that
-        points to this machine or a private network is refused first, with a message, and never fetched.
-
-        Gradio's own check would refuse it too, but only after asking dns.google's web API about the name.
-        """
-        if isinstance(url_or_file_path, str) and url_or_file_path.startswith(("http://", "https://")):
-            await _refuse_private_url(url_or_file_path)
-        return await super().async_move_resource_to_block_cache(url_or_file_path)
 
     def preprocess(self, payload: Any) -> str | None:
         if payload is None:
@@ -63,6 +66,20 @@ class ImageFile(gr.Image):
         if not payload.path or not is_in_or_equal(payload.path, get_upload_folder()):
             raise gr.Error(NOT_UPLOADED, print_exception=False)
         return payload.path
+
+
+class ImageFiles(FetchesPublicUrlsOnly, gr.File):
+    """A gr.File for many images, under the same URL rule as ImageFile."""
+
+    def get_block_name(self) -> str:
+        return "file"
+
+
+class DigitSketchpad(FetchesPublicUrlsOnly, gr.Sketchpad):
+    """gr.Sketchpad under the same URL rule as ImageFile (a client can send any file as the drawing)."""
+
+    def get_block_name(self) -> str:
+        return "imageeditor"
 
 
 async def _refuse_private_url(url: str) -> None:
@@ -110,7 +127,7 @@ class Picture(gr.Image):
 
 def digit_sketchpad(label: str = "Draw a digit", **kwargs: Any) -> gr.Sketchpad:
     """A square black-ink sketchpad whose drawings reduce to MNIST-like digits."""
-    return gr.Sketchpad(
+    return DigitSketchpad(
         label=label,
         type="filepath",
         image_mode="RGBA",
