@@ -19,14 +19,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
 
 from dlcourse.classifier import Classifier  # noqa: E402
 from dlcourse.images import load_image  # noqa: E402
-from timing import percentile, timings_ms  # noqa: E402
+from support.serving import free_port  # noqa: E402
+from support.timing import percentile, timings_ms  # noqa: E402
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.png"))
 
@@ -71,7 +70,7 @@ def http(classifier: Classifier, repeats: int) -> None:
     import gradio as gr
     from gradio_client import Client, handle_file
 
-    from conftest import serving
+    from support.serving import serving
     from dlcourse.ui import classify
 
     with gr.Blocks() as demo:
@@ -107,17 +106,13 @@ def classify_over_http(url: str, path: str) -> str:
 
 
 def startup(rounds: int = 3) -> None:
-    import socket
-
     def import_seconds() -> float:
         start = time.perf_counter()
         subprocess.run([sys.executable, "-c", "import torch, timm, gradio"], check=True)
         return time.perf_counter() - start
 
     def app_seconds() -> float:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
+        port = free_port()
         env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port)}
         start = time.perf_counter()
         server = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env,

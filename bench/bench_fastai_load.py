@@ -21,14 +21,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
 
 from dlcourse.classifier import Classifier  # noqa: E402
 from dlcourse.images import load_image  # noqa: E402
 from dlcourse.modelfile import build_model, load_model_file  # noqa: E402
-from timing import timings_ms  # noqa: E402
+from support.timing import timings_ms  # noqa: E402
 
 EXPORT_SCRIPT = """
 import sys

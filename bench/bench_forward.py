@@ -16,14 +16,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
 
 from dlcourse.classifier import Classifier  # noqa: E402
 from dlcourse.fast_forward import OnnxForward  # noqa: E402
 from dlcourse.images import load_image  # noqa: E402
-from timing import timings_ms  # noqa: E402
+from support.timing import timings_ms  # noqa: E402
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.png"))
 

@@ -27,13 +27,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT / "tests"))
 
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
-from conftest import serving  # noqa: E402
 from dlcourse import learn_pixels as lp  # noqa: E402
 from dlcourse import quadratic as q  # noqa: E402
 from dlcourse import quadratic_session as qs  # noqa: E402
@@ -41,7 +38,8 @@ from dlcourse.pixel_similarity import PixelBaseline  # noqa: E402
 from dlcourse.ui import learn_pixels as learn_ui  # noqa: E402
 from dlcourse.ui import quadratic as quad_ui  # noqa: E402
 from dlcourse.ui.common import Picture  # noqa: E402
-from timing import percentile, timings_ms  # noqa: E402
+from support.serving import serving  # noqa: E402
+from support.timing import percentile, timings_ms  # noqa: E402
 
 
 def bare_loop(data: lp.ThreesAndSevens, settings: lp.Settings) -> None:

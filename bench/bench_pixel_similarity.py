@@ -19,27 +19,15 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "bench"))
 
 import torch  # noqa: E402
-from PIL import Image  # noqa: E402
 
 from dlcourse.mnist import load_split  # noqa: E402
 from dlcourse.pixel_similarity import DISTANCES, MODES, PixelBaseline  # noqa: E402
-from timing import percentile, timings_ms  # noqa: E402
+from support.serving import sketch_value  # noqa: E402
+from support.timing import percentile, timings_ms  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "mnist-test-3.png"
-
-
-def sketch_file(folder: Path) -> dict:
-    """What the sketchpad sends: a 280x280 RGBA PNG, black strokes on a transparent canvas."""
-    digit = Image.open(EXAMPLE).convert("L").resize((200, 200), Image.Resampling.BILINEAR)
-    canvas = Image.new("RGBA", (280, 280), (0, 0, 0, 0))
-    canvas.paste(Image.new("RGBA", (200, 200), (0, 0, 0, 255)), (40, 40), digit)
-    path = folder / "sketch.png"
-    canvas.save(path)
-    return {"background": None, "layers": [], "composite": str(path)}
 
 
 def one_drawing(baseline: PixelBaseline, repeats: int) -> None:
@@ -47,7 +35,7 @@ def one_drawing(baseline: PixelBaseline, repeats: int) -> None:
     from dlcourse.ui.pixel_similarity import present
 
     with tempfile.TemporaryDirectory() as folder:
-        sketch = sketch_file(Path(folder))
+        sketch = sketch_value(Path(folder), digit=EXAMPLE)
         combos = [(mode, distance) for mode in MODES for distance in DISTANCES]
         times: dict[tuple[str, str], list[float]] = {combo: [] for combo in combos}
         for _ in range(5):  # interleaved, so drift of a shared machine's speed hits every combination alike
@@ -80,7 +68,7 @@ def http(baseline: PixelBaseline, repeats: int) -> None:
     import gradio as gr
     from gradio_client import Client, handle_file
 
-    from conftest import serving
+    from support.serving import serving
     from dlcourse.ui import pixel_similarity
 
     with gr.Blocks() as demo:

@@ -21,9 +21,8 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from timing import percentile, timings_ms  # noqa: E402
+from support.timing import percentile, timings_ms  # noqa: E402
 
 from dlcourse.digit_variants import photograph  # noqa: E402
 from dlcourse.images import DIGIT_DECODE_SIDE, load_image, to_mnist_digit  # noqa: E402

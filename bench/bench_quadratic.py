@@ -16,15 +16,16 @@ from __future__ import annotations
 
 import argparse
 import io
+import itertools
 import shutil
 import statistics
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
 
 import gradio as gr  # noqa: E402
 import numpy as np  # noqa: E402
@@ -32,30 +33,23 @@ from gradio_client import Client  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from conftest import serving  # noqa: E402
 from dlcourse import quadratic as q  # noqa: E402
 from dlcourse import quadratic_plots as plots  # noqa: E402
 from dlcourse.ui import quadratic as ui  # noqa: E402
+from support.serving import serving  # noqa: E402
+from support.timing import percentile, timings_ms  # noqa: E402
 
 LESSON = ["lesson", 1.0, 20, 42]
 
 
-def timings_ms(fn, repeats: int) -> list[float]:
-    fn(0)  # warm-up
-    times = []
-    for i in range(repeats):
-        start = time.perf_counter()
-        fn(i)
-        times.append((time.perf_counter() - start) * 1000)
-    return times
-
-
-def pct(times: list[float], p: int) -> float:
-    return statistics.quantiles(times, n=100)[p - 1] if len(times) > 1 else times[0]
+def varied(fn: Callable[[int], object]) -> Callable[[], object]:
+    """`fn` called with 0, 1, 2, ...: each timed call moves a slider to a new value (nothing cached helps)."""
+    calls = itertools.count()
+    return lambda: fn(next(calls))
 
 
 def show(label: str, times: list[float]) -> None:
-    print(f"  {label}: p50 {statistics.median(times):.1f} ms, p95 {pct(times, 95):.1f} ms (n={len(times)})")
+    print(f"  {label}: p50 {statistics.median(times):.1f} ms, p95 {percentile(times, 95):.1f} ms (n={len(times)})")
 
 
 def a_value(i: int) -> float:
@@ -79,12 +73,14 @@ def full_redraw_png(data: q.Data, best: np.ndarray, params) -> bytes:
 
 def in_process(repeats: int) -> None:
     print("1. slider move, in process")
-    show("handler (ui.move)", timings_ms(lambda i: ui.move(*LESSON, a_value(i), 1.1, 1.1, "mae", False), repeats))
+    show("handler (ui.move)",
+         timings_ms(varied(lambda i: ui.move(*LESSON, a_value(i), 1.1, 1.1, "mae", False)), repeats))
     data = q.make_data(*LESSON)
     best = q.least_squares(data)
-    show("plot only, blitted", timings_ms(lambda i: plots.curve_png(data, best, (a_value(i), 1.1, 1.1)), repeats))
+    show("plot only, blitted",
+         timings_ms(varied(lambda i: plots.curve_png(data, best, (a_value(i), 1.1, 1.1))), repeats))
     show("plot only, full matplotlib redraw",
-         timings_ms(lambda i: full_redraw_png(data, best, (a_value(i), 1.1, 1.1)), max(repeats // 4, 5)))
+         timings_ms(varied(lambda i: full_redraw_png(data, best, (a_value(i), 1.1, 1.1))), max(repeats // 4, 5)))
 
 
 def move_server() -> gr.Blocks:
@@ -104,10 +100,10 @@ def through_server(repeats: int, browser: bool) -> None:
         client = Client(url, verbose=False)
         print("2. slider move through the server (gradio_client -> HTTP -> handler -> PNG data URL)")
         show("round trip", timings_ms(
-            lambda i: client.predict(*LESSON, a_value(i), 1.1, 1.1, "mae", False, api_name="/move"), repeats))
+            varied(lambda i: client.predict(*LESSON, a_value(i), 1.1, 1.1, "mae", False, api_name="/move")), repeats))
         print("4. 1000 SGD steps")
         show("/fit_quadratic, 1000 steps, through the API", timings_ms(
-            lambda i: client.predict(loss="mse", lr=0.1, momentum=0.9, steps=1000, api_name="/fit_quadratic"), 10))
+            lambda: client.predict(loss="mse", lr=0.1, momentum=0.9, steps=1000, api_name="/fit_quadratic"), 10))
         chromium = shutil.which("chromium") or shutil.which("chromium-browser")
         if browser and chromium:
             in_browser(url, chromium, repeats)
@@ -155,7 +151,7 @@ def in_browser(url: str, chromium: str, repeats: int) -> None:
 def sgd_speed() -> None:
     data = q.make_data(*LESSON)
     settings = q.sgd_settings("mse", 0.1, 0.9, 1000)
-    times = timings_ms(lambda i: q.sgd(data, (1.1, 1.1, 1.1), settings), 10)
+    times = timings_ms(lambda: q.sgd(data, (1.1, 1.1, 1.1), settings), 10)
     print("4. 1000 SGD steps")
     show("sgd() in process (autograd, recording every step)", times)
 

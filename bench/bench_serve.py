@@ -32,8 +32,9 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
 
-from load import free_port, rss_mb  # noqa: E402
-from timing import percentile, timings_ms  # noqa: E402
+from load import rss_mb  # noqa: E402
+from support.serving import free_port  # noqa: E402
+from support.timing import percentile, timings_ms  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "mnist-test-7.png"
 TIMINGS_ENV = "BENCH_SERVE_TIMINGS"  # where the timed real app writes predict_batch's times on SIGUSR1

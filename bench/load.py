@@ -21,8 +21,6 @@ import argparse
 import os
 import queue
 import random
-import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -42,6 +40,8 @@ from PIL import Image  # noqa: E402
 from dlcourse import quadratic_api as api  # noqa: E402
 from dlcourse.images import load_image  # noqa: E402
 from dlcourse.pixel_similarity import PixelBaseline  # noqa: E402
+from support.serving import free_port  # noqa: E402
+from support.timing import percentile  # noqa: E402
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.png"))
 DIGITS = [path for path in EXAMPLES if path.stem.startswith("mnist-")]
@@ -214,12 +214,6 @@ def drive(clients: list[Client], jobs: list[Job], check: bool = True) -> Run:
     return run
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def start_app(log_path: Path, app: Path, timeout: float = 300.0) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
@@ -287,10 +281,6 @@ def cpu_seconds(pid: int) -> float:
     """User + system CPU time a process has used so far (/proc/<pid>/stat)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def percentile(values: list[float], p: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[p - 1] if len(values) > 1 else values[0]
 
 
 def report(run: Run, clients: int) -> tuple[int, int]:

@@ -1,9 +1,7 @@
-"""Shared fixtures: the project's MNIST copy, its artifacts, and real Gradio servers on localhost."""
+"""Shared fixtures: the project's MNIST copy, its artifacts, and real Gradio servers on localhost (support.serving)."""
 from __future__ import annotations
 
-import contextlib
 import os
-import socket
 from pathlib import Path
 from typing import Iterator
 
@@ -12,33 +10,11 @@ from typing import Iterator
 os.environ["GRADIO_ANALYTICS_ENABLED"] = "False"
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 
-import gradio as gr  # noqa: E402
 import pytest  # noqa: E402
 from gradio_client import Client  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
-MNIST_DIR = ROOT / "data" / "mnist"
-EXAMPLES_DIR = ROOT / "examples"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def serving(demo: gr.Blocks) -> Iterator[str]:
-    """Launch a Blocks on a free localhost port, as app.py launches the Space; yield its URL; close it afterwards."""
-    from dlcourse.ui.space import LAUNCH_OPTIONS, prepare_process
-
-    prepare_process()  # the process settings app.py serves with (torch threads, Gradio sessions, malloc)
-    port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **LAUNCH_OPTIONS)
-    try:
-        yield f"http://127.0.0.1:{port}/"
-    finally:
-        demo.close()
+# The tests import these from here too.
+from support.serving import EXAMPLES_DIR, MNIST_DIR, ROOT, free_port, serving  # noqa: E402,F401
 
 
 @pytest.fixture(scope="session")

@@ -14,6 +14,7 @@ from dlcourse.classifier import Classifier
 from dlcourse.hub import DEFAULT_MODEL_PATH
 from dlcourse.modelfile import ModelInfo, save_model_file
 from dlcourse.ui import pixel_similarity as tab
+from support.serving import sketch_value
 
 DIGITS_META = {
     "arch": "test_resnet", "classes": [str(d) for d in range(10)], "in_chans": 1, "img_size": 28,
@@ -118,17 +119,6 @@ def test_api_page_shows_one_documented_endpoint(tab_client):
 
 
 # -- the wiring the browser uses --------------------------------------------------------------------------
-
-
-def sketch_value(tmp_path: Path, drawn: bool) -> dict:
-    canvas = Image.new("RGBA", (280, 280), (0, 0, 0, 0))  # what an untouched sketchpad sends
-    if drawn:
-        digit = Image.open(EXAMPLES_DIR / "mnist-test-7.png").convert("L").resize((200, 200))
-        ink = Image.new("RGBA", (200, 200), (0, 0, 0, 255))
-        canvas.paste(ink, (40, 40), digit)  # black ink where the digit is, as a brush would leave it
-    path = tmp_path / f"sketch-{drawn}.png"
-    canvas.save(path)
-    return {"background": None, "layers": [], "composite": str(path)}
 
 
 def test_an_empty_sketch_gets_a_clear_message(demo, tmp_path):

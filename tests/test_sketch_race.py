@@ -15,9 +15,10 @@ import gradio as gr
 import pytest
 from playwright.sync_api import expect
 from test_browser import A_SEVEN, browser, draw, label, no_error_shown, open_tab, page  # noqa: F401
-from test_pixel_similarity_ui import handler, sketch_value, tab_alone
+from test_pixel_similarity_ui import handler, tab_alone
 
 from dlcourse.ui.pixel_similarity import DRAWING_WAIT_S
+from support.serving import sketch_value
 
 EMPTY = {"background": None, "layers": [], "composite": None}  # what the click can be handed
 
