@@ -3,10 +3,10 @@
 import logging
 import sys
 
-from dlcourse.classifier import Classifier
+from dlcourse.served.classifier import Classifier
 from dlcourse.errors import BadInput
 from dlcourse.hub import model_file_path
-from dlcourse.pixel_similarity import PixelBaseline
+from dlcourse.pixels.baseline import PixelBaseline
 from dlcourse.ui.space import LAUNCH_OPTIONS, build_demo, prepare_process
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -157,8 +157,8 @@ def main(argv: list[str] | None = None) -> int:
 def train(args: argparse.Namespace, procs) -> None:
     # Imported here so that `train.py --help` answers at once.
     from dlcourse.hub import hub_token, push_to_hub
-    from dlcourse.modelfile import ModelInfo, save_model_file
-    from dlcourse.preprocess import eval_transform
+    from dlcourse.served.modelfile import ModelInfo, save_model_file
+    from dlcourse.served.preprocess import eval_transform
     from dlcourse.training import distributed, insight
     from dlcourse.training.data import CsvLabels, load_data
     from dlcourse.training.export import command_line, describe, pick_examples, versions

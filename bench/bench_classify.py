@@ -22,8 +22,8 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from dlcourse.classifier import Classifier  # noqa: E402
-from dlcourse.images import load_image  # noqa: E402
+from dlcourse.served.classifier import Classifier  # noqa: E402
+from dlcourse.served.images import load_image  # noqa: E402
 from support.serving import free_port  # noqa: E402
 from support.timing import percentile, timings_ms  # noqa: E402
 

@@ -3,7 +3,7 @@
     .venv/bin/python bench/bench_fastai_load.py [--arch resnet34] [--repeats 15]
 
 fastai (a dev requirement) makes the export in a subprocess of its own (random weights, pretrained=False:
-the layout and the size are what matter); `python -m dlcourse.fastai_export convert` writes the same
+the layout and the size are what matter); `python -m dlcourse.served.fastai_export convert` writes the same
 network in our format. Then, interleaved, in this process (which never imports fastai):
 1. file to network: load_model_file + build_model, export vs converted file (target: ratio <= 1.2);
 2. Classifier.from_file, the whole start-up the app does with the file;
@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from dlcourse.classifier import Classifier  # noqa: E402
-from dlcourse.images import load_image  # noqa: E402
-from dlcourse.modelfile import build_model, load_model_file  # noqa: E402
+from dlcourse.served.classifier import Classifier  # noqa: E402
+from dlcourse.served.images import load_image  # noqa: E402
+from dlcourse.served.modelfile import build_model, load_model_file  # noqa: E402
 from support.timing import timings_ms  # noqa: E402
 
 EXPORT_SCRIPT = """
@@ -60,7 +60,7 @@ def main() -> None:
         folder = Path(folder)
         subprocess.run([sys.executable, "-c", EXPORT_SCRIPT, str(folder), args.arch], check=True, capture_output=True)
         export, ours = folder / "export.pkl", folder / "ours.pkl"
-        subprocess.run([sys.executable, "-m", "dlcourse.fastai_export", "convert", str(export), str(ours)], cwd=ROOT,
+        subprocess.run([sys.executable, "-m", "dlcourse.served.fastai_export", "convert", str(export), str(ours)], cwd=ROOT,
                        check=True, capture_output=True)
         print(f"{args.arch}: export {export.stat().st_size / 2**20:.1f} MB, our format {ours.stat().st_size / 2**20:.1f} MB; "
               f"torch threads {torch.get_num_threads()}; medians of {args.repeats}, interleaved")

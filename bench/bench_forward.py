@@ -19,9 +19,9 @@ sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
 
-from dlcourse.classifier import Classifier  # noqa: E402
-from dlcourse.fast_forward import OnnxForward  # noqa: E402
-from dlcourse.images import load_image  # noqa: E402
+from dlcourse.served.classifier import Classifier  # noqa: E402
+from dlcourse.served.fast_forward import OnnxForward  # noqa: E402
+from dlcourse.served.images import load_image  # noqa: E402
 from support.timing import timings_ms  # noqa: E402
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.png"))
@@ -40,7 +40,7 @@ def candidates(model: torch.nn.Module, example: torch.Tensor, compile_too: bool)
         print(f"torch.compile: first call (compiling) {time.perf_counter() - start:.1f} s")
         found["torch.compile (inductor)"] = compiled
     start = time.perf_counter()
-    found["ONNX Runtime (dlcourse/fast_forward.py)"] = OnnxForward(model, example[:1])
+    found["ONNX Runtime (dlcourse/served/fast_forward.py)"] = OnnxForward(model, example[:1])
     print(f"ONNX Runtime: export and session {time.perf_counter() - start:.2f} s")
     return found
 

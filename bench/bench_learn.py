@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT))
 import gradio as gr  # noqa: E402
 import torch  # noqa: E402
 
-from dlcourse import learn_pixels as lp  # noqa: E402
-from dlcourse import quadratic as q  # noqa: E402
-from dlcourse import quadratic_session as qs  # noqa: E402
-from dlcourse.pixel_similarity import PixelBaseline  # noqa: E402
+from dlcourse.pixels import learn as lp  # noqa: E402
+from dlcourse.quadratic import fit as q  # noqa: E402
+from dlcourse.quadratic import session as qs  # noqa: E402
+from dlcourse.pixels.baseline import PixelBaseline  # noqa: E402
 from dlcourse.ui import learn_pixels as learn_ui  # noqa: E402
 from dlcourse.ui import quadratic as quad_ui  # noqa: E402
 from dlcourse.ui.common import Picture  # noqa: E402

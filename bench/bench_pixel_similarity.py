@@ -23,7 +23,7 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from dlcourse.mnist import load_split  # noqa: E402
-from dlcourse.pixel_similarity import DISTANCES, MODES, PixelBaseline  # noqa: E402
+from dlcourse.pixels.baseline import DISTANCES, MODES, PixelBaseline  # noqa: E402
 from support.serving import sketch_value  # noqa: E402
 from support.timing import percentile, timings_ms  # noqa: E402
 

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 from support.timing import percentile, timings_ms  # noqa: E402
 
 from dlcourse.digit_variants import photograph  # noqa: E402
-from dlcourse.images import DIGIT_DECODE_SIDE, load_image, to_mnist_digit  # noqa: E402
+from dlcourse.served.images import DIGIT_DECODE_SIDE, load_image, to_mnist_digit  # noqa: E402
 from dlcourse.mnist import load_split  # noqa: E402
 
 PHONE_NOISE = 4.0  # grey levels of sensor noise added to the rendering before the phone's JPEG

@@ -33,8 +33,8 @@ from gradio_client import Client  # noqa: E402
 from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from dlcourse import quadratic as q  # noqa: E402
-from dlcourse import quadratic_plots as plots  # noqa: E402
+from dlcourse.quadratic import fit as q  # noqa: E402
+from dlcourse.quadratic import plots  # noqa: E402
 from dlcourse.ui import quadratic as ui  # noqa: E402
 from support.serving import serving  # noqa: E402
 from support.timing import percentile, timings_ms  # noqa: E402

@@ -60,8 +60,8 @@ def serve_timed_app() -> None:
     """Run app.py as `python app.py` does, with Classifier.predict_batch and fit_quadratic timed."""
     import runpy
 
-    from dlcourse import quadratic_api
-    from dlcourse.classifier import Classifier
+    from dlcourse.quadratic import api as quadratic_api
+    from dlcourse.served.classifier import Classifier
 
     times: dict[str, list] = {"predict_batch": [], "fit_quadratic": []}
     Classifier.predict_batch = timed(Classifier.predict_batch, times["predict_batch"])
@@ -141,10 +141,10 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
-    from dlcourse.classifier import Classifier
+    from dlcourse.served.classifier import Classifier
     from dlcourse.hub import model_file_path
-    from dlcourse.images import load_image
-    from dlcourse.quadratic_api import fit_quadratic
+    from dlcourse.served.images import load_image
+    from dlcourse.quadratic.api import fit_quadratic
     from dlcourse.ui.space import prepare_process
 
     timings_file = Path(tempfile.gettempdir()) / f"bench-serve-timings-{os.getpid()}.json"

@@ -10,7 +10,7 @@ On a synthetic ImageFolder of JPEG photos (500x375 by default, generated into a 
 `--unique` distinct pictures, hard-linked to as many files as the steps need), for each model at 224 px:
 1. the data loader alone, as train.py builds it (torchvision's JPEG decoder into tensors, random-resized
    crops on tensors, in the loader processes), the same loader decoding with PIL
-   (`dlcourse.images.load_image`), and train.py's `--decode device` (nvJPEG and crops on the GPU; on a
+   (`dlcourse.served.images.load_image`), and train.py's `--decode device` (nvJPEG and crops on the GPU; on a
    CPU, the training process decoding);
 2. the model step alone (forward, backward, AdamW) on one batch already on the device;
 3. train.py's path: its loader feeding its step (`Learner.train_loader`, `Learner.train_step`);
@@ -42,8 +42,8 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from dlcourse.images import load_image  # noqa: E402
-from dlcourse.modelfile import ModelInfo  # noqa: E402
+from dlcourse.served.images import load_image  # noqa: E402
+from dlcourse.served.modelfile import ModelInfo  # noqa: E402
 from dlcourse.training import distributed  # noqa: E402
 from dlcourse.training.data import ImageFiles, load_data  # noqa: E402
 from dlcourse.training.learner import Learner, Recipe, amp_dtype, create_model, input_config  # noqa: E402

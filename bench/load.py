@@ -37,9 +37,9 @@ import httpx  # noqa: E402
 from gradio_client import Client, handle_file  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from dlcourse import quadratic_api as api  # noqa: E402
-from dlcourse.images import load_image  # noqa: E402
-from dlcourse.pixel_similarity import PixelBaseline  # noqa: E402
+from dlcourse.quadratic import api  # noqa: E402
+from dlcourse.served.images import load_image  # noqa: E402
+from dlcourse.pixels.baseline import PixelBaseline  # noqa: E402
 from support.serving import free_port  # noqa: E402
 from support.timing import percentile  # noqa: E402
 

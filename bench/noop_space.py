@@ -18,9 +18,9 @@ sys.path.insert(0, str(ROOT))
 
 import gradio as gr  # noqa: E402
 
-from dlcourse import quadratic_api as api  # noqa: E402
-from dlcourse.images import load_image  # noqa: E402
-from dlcourse.pixel_similarity import PixelBaseline  # noqa: E402
+from dlcourse.quadratic import api  # noqa: E402
+from dlcourse.served.images import load_image  # noqa: E402
+from dlcourse.pixels.baseline import PixelBaseline  # noqa: E402
 from dlcourse.ui import pixel_similarity as pixel_tab  # noqa: E402
 from dlcourse.ui.common import Picture  # noqa: E402
 from dlcourse.ui.space import DEFAULT_CONCURRENCY, LAUNCH_OPTIONS, MAX_QUEUE_SIZE, prepare_process  # noqa: E402

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .modelfile import ModelInfo
+    from .served.modelfile import ModelInfo
 
 DEFAULT_MODEL_PATH = Path(__file__).resolve().parent.parent / "model" / "model.pkl"
 MODEL_FILENAME = "model.pkl"
@@ -70,7 +70,7 @@ def push_to_hub(repo_id: str, model_path: str | Path, token: str | None = None,
     `report_files` ({name: local path}, from train.py's report) go to the repo's report/ folder and
     their figures into the model card."""
     from .errors import BadInput
-    from .modelfile import load_model_file
+    from .served.modelfile import load_model_file
 
     token = token or hub_token()
     if not token:
@@ -111,8 +111,8 @@ def stage(model_path: str | Path, folder: str | Path, repo_id: str = "",
     config.json in timm's own layout when timm can build the network alone, README.md (the model card), and
     report/ with `report_files`, or with the figures redrawn from the file's own report summary."""
     from .errors import BadInput
-    from .fastai_export import looks_like_export
-    from .modelfile import build_model, load_model_file, save_model_file
+    from .served.fastai_export import looks_like_export
+    from .served.modelfile import build_model, load_model_file, save_model_file
 
     info, state_dict = load_model_file(model_path)
     folder = Path(folder)
@@ -233,7 +233,7 @@ def model_card(meta: ModelInfo, repo_id: str = "", report_files: dict[str, str] 
         "",
         "```python",
         "from huggingface_hub import hf_hub_download",
-        "from dlcourse.classifier import Classifier",
+        "from dlcourse.served.classifier import Classifier",
         "",
         f"classifier = Classifier.from_file(hf_hub_download({repo_id or '<this repo>'!r}, {MODEL_FILENAME!r}))",
         "print(classifier.predict(image))  # a PIL image",
@@ -259,7 +259,7 @@ def timm_usage(info: ModelInfo, repo_id: str = "") -> list[str]:
              f"knows the preprocessing ({info.img_size} px, its mean and std) and the class names.", ""]
     if info.preprocessing == "mnist":
         lines += ["It reads MNIST-style digits: white on black, the digit fitted into 20x20 and centred in 28x28. "
-                  "The Space turns any picture of a digit into one first (`dlcourse.images.to_mnist_digit`); "
+                  "The Space turns any picture of a digit into one first (`dlcourse.served.images.to_mnist_digit`); "
                   "with timm alone, give it such a digit.", ""]
     lines += [
         "```python",

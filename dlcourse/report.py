@@ -15,7 +15,7 @@ import torch
 
 from . import interpretation, plots
 from .lr_find import preserved_rng
-from .modelfile import ModelInfo
+from .served.modelfile import ModelInfo
 
 TOP_LOSSES_CAPTION = "predicted / actual\nloss / probability of actual"
 FILES = {
@@ -142,7 +142,7 @@ def _json_safe(value: Any) -> Any:
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m dlcourse.report MODEL_FILE OUT_DIR`: the report folder from a model file's summary."""
     from .errors import BadInput
-    from .modelfile import load_model_file
+    from .served.modelfile import load_model_file
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 2:

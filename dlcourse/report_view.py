@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from . import interpretation, plots
-from .modelfile import ModelInfo
+from .served.modelfile import ModelInfo
 
 
 DISPLAY_PX = 128  # top-loss thumbnails are enlarged (nearest neighbour) to at least this for the gallery

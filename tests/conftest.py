@@ -25,7 +25,7 @@ def mnist_dir() -> Path:
 @pytest.fixture(scope="session")
 def classifier():
     """The model the app serves: model/model.pkl unless MODEL_PATH says otherwise, loaded once."""
-    from dlcourse.classifier import Classifier
+    from dlcourse.served.classifier import Classifier
     from dlcourse.hub import model_file_path
 
     return Classifier.from_file(model_file_path({"MODEL_PATH": os.environ.get("MODEL_PATH", "")}))
@@ -34,7 +34,7 @@ def classifier():
 @pytest.fixture(scope="session")
 def baseline():
     """The committed ideal digits (model/), loaded once."""
-    from dlcourse.pixel_similarity import PixelBaseline
+    from dlcourse.pixels.baseline import PixelBaseline
 
     return PixelBaseline.load()
 

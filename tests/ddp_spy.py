@@ -7,7 +7,7 @@ import runpy
 import sys
 from pathlib import Path
 
-import dlcourse.modelfile as modelfile
+import dlcourse.served.modelfile as modelfile
 
 TRAIN_PY = str(Path(__file__).resolve().parent.parent / "train.py")
 original_save = modelfile.save_model_file

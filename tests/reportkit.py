@@ -10,7 +10,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from dlcourse import interpretation, report
 from dlcourse.training.evaluate import outputs
-from dlcourse.modelfile import ModelInfo, save_model_file
+from dlcourse.served.modelfile import ModelInfo, save_model_file
 
 CLASSES = ["cat", "dog", "horse", "zebra"]
 IMG_SIZE = 24

@@ -14,8 +14,8 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 
 from conftest import EXAMPLES_DIR, ROOT
-from dlcourse import quadratic as q
-from dlcourse import quadratic_api as api
+from dlcourse.quadratic import fit as q
+from dlcourse.quadratic import api
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

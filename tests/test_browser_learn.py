@@ -8,9 +8,9 @@ import re
 from playwright.sync_api import Page, expect
 from test_browser import browser, close_toasts, no_error_shown, open_tab, page, screenshot, type_into  # noqa: F401
 
-from dlcourse import learn_pixels as lp
-from dlcourse import quadratic_api as api
-from dlcourse.pixel_similarity import PixelBaseline
+from dlcourse.pixels import learn as lp
+from dlcourse.quadratic import api
+from dlcourse.pixels.baseline import PixelBaseline
 
 
 def watch_text(page: Page, elem_id: str) -> None:

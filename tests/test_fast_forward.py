@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 
 from conftest import EXAMPLES_DIR
-from dlcourse.fast_forward import TOLERANCE, OnnxForward, fastest_forward
-from dlcourse.images import load_image
+from dlcourse.served.fast_forward import TOLERANCE, OnnxForward, fastest_forward
+from dlcourse.served.images import load_image
 
 
 def test_the_served_model_runs_on_onnx_runtime_with_eager_pytorchs_probabilities(classifier):

@@ -23,12 +23,12 @@ import torch
 from gradio_client import Client, handle_file
 
 from conftest import ROOT, free_port
-from dlcourse.classifier import Classifier
+from dlcourse.served.classifier import Classifier
 from dlcourse.errors import BadInput
-from dlcourse.fastai_export import read_export
+from dlcourse.served.fastai_export import read_export
 from dlcourse.hub import model_card
-from dlcourse.images import load_image
-from dlcourse.modelfile import load_model_file
+from dlcourse.served.images import load_image
+from dlcourse.served.modelfile import load_model_file
 from dlcourse.ui.classify import heading_markdown, model_card_markdown
 
 TOLERANCE = 1e-4
@@ -103,7 +103,7 @@ def test_the_apps_code_path_never_imports_fastai(exports):
     script = (
         "import runpy, sys\n"
         "space = runpy.run_path('app.py')\n"  # not __main__: builds the demo, does not launch it
-        "from dlcourse.images import load_image\n"
+        "from dlcourse.served.images import load_image\n"
         f"print(space['classifier'].predict(load_image({str(image)!r})))\n"
         f"print(sorted(m for m in sys.modules if m.split('.')[0] in {FASTAI_MODULES!r}))\n"
     )
@@ -210,9 +210,9 @@ def test_malicious_exports_are_refused_and_provably_never_run(tmp_path):
     # the markers say no exec() of the file's code either (imports exec module code, so that event is no proof).
     script = (
         "import json, sys\n"
-        "from dlcourse.classifier import Classifier\n"
+        "from dlcourse.served.classifier import Classifier\n"
         "from dlcourse.errors import BadInput\n"
-        "import dlcourse.fastai_export\n"
+        "import dlcourse.served.fastai_export\n"
         "events = []\n"
         "watched = ('os.system', 'subprocess.Popen', 'os.posix_spawn', 'os.exec', 'os.fork')\n"
         "sys.addaudithook(lambda event, args: events.append(event) if event in watched or (event == 'import' and"
@@ -301,9 +301,9 @@ def test_model_repo_serves_a_push_to_hub_fastai_repo(exports, tmp_path):
     image = exports.images()[1]
     script = (
         "import json\n"
-        "from dlcourse.classifier import Classifier\n"
+        "from dlcourse.served.classifier import Classifier\n"
         "from dlcourse.hub import model_file_path\n"
-        "from dlcourse.images import load_image\n"
+        "from dlcourse.served.images import load_image\n"
         "path = model_file_path()\n"
         f"print(json.dumps({{'path': str(path), 'probs': Classifier.from_file(path).predict(load_image({str(image)!r}))}}))\n"
     )
@@ -319,7 +319,7 @@ def test_model_repo_serves_a_push_to_hub_fastai_repo(exports, tmp_path):
 
 def test_convert_writes_a_weights_only_model_file_that_records_its_origin(exports, tmp_path):
     out = tmp_path / "pets.pkl"
-    run = subprocess.run([sys.executable, "-m", "dlcourse.fastai_export", "convert",
+    run = subprocess.run([sys.executable, "-m", "dlcourse.served.fastai_export", "convert",
                           str(exports.folder / "timm_squish.pkl"), str(out)], cwd=ROOT, capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0, run.stderr[-3000:]
@@ -336,7 +336,7 @@ def test_convert_writes_a_weights_only_model_file_that_records_its_origin(export
     assert f"| Validation accuracy | {1 - info.metrics['error_rate']:.2%} |" in model_card_markdown(info)
     assert "train.py" not in heading_markdown(info)
 
-    refused = subprocess.run([sys.executable, "-m", "dlcourse.fastai_export", "convert",
+    refused = subprocess.run([sys.executable, "-m", "dlcourse.served.fastai_export", "convert",
                               str(exports.folder / "multi_label.pkl"), str(tmp_path / "no.pkl")], cwd=ROOT,
                              capture_output=True, text=True, timeout=300)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr

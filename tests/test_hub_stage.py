@@ -13,10 +13,10 @@ import timm
 import torch
 
 from dlcourse import hub
-from dlcourse.classifier import Classifier
+from dlcourse.served.classifier import Classifier
 from dlcourse.errors import BadInput
-from dlcourse.images import load_image
-from dlcourse.modelfile import load_model_file
+from dlcourse.served.images import load_image
+from dlcourse.served.modelfile import load_model_file
 from trainkit import FAST, ROOT, SHAPES, make_image_folder, run_train, shape_image
 
 DIGIT = ROOT / "examples" / "mnist-test-7.png"  # a real MNIST test digit: 28x28, white on black

@@ -7,7 +7,7 @@ from PIL import Image
 
 from dlcourse.digit_variants import VARIANTS, render
 from dlcourse.errors import BadInput, EmptyDrawing
-from dlcourse.images import load_image, to_mnist_digit
+from dlcourse.served.images import load_image, to_mnist_digit
 from dlcourse.mnist import load_split
 
 

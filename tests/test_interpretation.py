@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from dlcourse import interpretation, model_card, report
 from dlcourse.interpretation import Interpretation, confusion_matrix, most_confused, top_losses
-from dlcourse.modelfile import build_model, load_model_file
+from dlcourse.served.modelfile import build_model, load_model_file
 from reportkit import CLASSES, HISTORY, MEAN, STD, tiny_model_file
 
 

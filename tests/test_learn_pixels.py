@@ -14,7 +14,7 @@ from conftest import serving
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from dlcourse import learn_pixels as lp
+from dlcourse.pixels import learn as lp
 from dlcourse.errors import BadInput
 from dlcourse.ui import learn_pixels as ui
 

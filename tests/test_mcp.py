@@ -14,7 +14,7 @@ from mcp import ClientSession, types
 from mcp.client.streamable_http import streamablehttp_client
 
 from conftest import EXAMPLES_DIR
-from dlcourse import quadratic_api as api
+from dlcourse.quadratic import api
 
 # The tools this Space promises (tool names are the functions' names). More may appear: each new one is
 # still checked for a description and documented arguments.

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from conftest import serving
-from dlcourse.modelfile import ModelInfo, load_model_file
+from dlcourse.served.modelfile import ModelInfo, load_model_file
 from dlcourse.report_view import NO_REPORT_NOTE
 from dlcourse.ui import model_report
 from reportkit import tiny_model_file

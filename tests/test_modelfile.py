@@ -8,9 +8,9 @@ import pytest
 import timm
 import torch
 
-from dlcourse.classifier import Classifier
+from dlcourse.served.classifier import Classifier
 from dlcourse.errors import BadInput
-from dlcourse.modelfile import ModelInfo, build_model, load_model_file, save_model_file
+from dlcourse.served.modelfile import ModelInfo, build_model, load_model_file, save_model_file
 from trainkit import Payload
 
 META = {

@@ -12,7 +12,7 @@ from PIL import Image
 
 from dlcourse.digit_variants import PHOTO_CONDITIONS, photograph
 from dlcourse.errors import BadInput
-from dlcourse.images import DIGIT_DECODE_SIDE, load_image, to_mnist_digit
+from dlcourse.served.images import DIGIT_DECODE_SIDE, load_image, to_mnist_digit
 from dlcourse.mnist import load_split
 
 PER_CONDITION = 8

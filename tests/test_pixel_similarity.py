@@ -14,9 +14,9 @@ from PIL import Image
 
 from conftest import EXAMPLES_DIR, ROOT
 from dlcourse.errors import BadInput, EmptyDrawing
-from dlcourse.images import load_image, to_mnist_digit
+from dlcourse.served.images import load_image, to_mnist_digit
 from dlcourse.mnist import load_split
-from dlcourse.pixel_similarity import (
+from dlcourse.pixels.baseline import (
     DEFAULT_PATH,
     MODES,
     PixelBaseline,
@@ -41,7 +41,7 @@ def test_set(mnist_dir):
 def test_artifact_loads_without_running_code_and_describes_itself():
     record = torch.load(DEFAULT_PATH, map_location="cpu", weights_only=True)
     assert record["ideal_digits"].shape == (10, 28, 28) and record["ideal_digits"].dtype == torch.float32
-    assert record["built_by"].startswith("python -m dlcourse.pixel_similarity --mnist-dir ")
+    assert record["built_by"].startswith("python -m dlcourse.pixels.baseline --mnist-dir ")
     assert record["training_data"]["images"] == sum(record["training_data"]["per_digit"])
     assert record["test_data"]["images"] == 10_000
     assert set(record["accuracy"]) == set(MODES) and all(set(v) == {"L1", "L2"} for v in record["accuracy"].values())
@@ -105,7 +105,7 @@ def write_idx(images_path: Path, labels_path: Path, images: np.ndarray, labels: 
 
 
 def test_missing_or_foreign_artifacts_are_refused_with_the_fix(tmp_path):
-    with pytest.raises(BadInput, match="python -m dlcourse.pixel_similarity --mnist-dir"):
+    with pytest.raises(BadInput, match="python -m dlcourse.pixels.baseline --mnist-dir"):
         PixelBaseline.load(tmp_path / "nothing.pt")
     foreign = tmp_path / "foreign.pt"
     torch.save({"weights": torch.zeros(3)}, foreign)
@@ -118,7 +118,7 @@ def test_missing_or_foreign_artifacts_are_refused_with_the_fix(tmp_path):
 
 
 def test_logic_module_does_not_import_gradio_nor_work_at_import():
-    code = "import sys, dlcourse.pixel_similarity; assert 'gradio' not in sys.modules; print('ok')"
+    code = "import sys, dlcourse.pixels.baseline; assert 'gradio' not in sys.modules; print('ok')"
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.stdout.strip() == "ok", result.stderr
 

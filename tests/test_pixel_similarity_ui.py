@@ -10,9 +10,9 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from conftest import EXAMPLES_DIR, serving
-from dlcourse.classifier import Classifier
+from dlcourse.served.classifier import Classifier
 from dlcourse.hub import DEFAULT_MODEL_PATH
-from dlcourse.modelfile import ModelInfo, save_model_file
+from dlcourse.served.modelfile import ModelInfo, save_model_file
 from dlcourse.ui import pixel_similarity as tab
 from support.serving import sketch_value
 

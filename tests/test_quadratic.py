@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from dlcourse import quadratic as q
-from dlcourse import quadratic_api as api
-from dlcourse import quadratic_plots as plots
-from dlcourse import quadratic_session as qs
+from dlcourse.quadratic import fit as q
+from dlcourse.quadratic import api
+from dlcourse.quadratic import plots
+from dlcourse.quadratic import session as qs
 from dlcourse.errors import BadInput
 
 LESSON_START = (1.1, 1.1, 1.1)

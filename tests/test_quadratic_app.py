@@ -13,7 +13,7 @@ from gradio.components.plot import PlotData
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from dlcourse import quadratic as q
+from dlcourse.quadratic import fit as q
 from dlcourse.ui import quadratic as ui
 
 

@@ -15,10 +15,10 @@ from gradio.components.plot import PlotData
 from gradio_client import Client
 from gradio_client.exceptions import AppError
 
-from dlcourse import quadratic as q
-from dlcourse import quadratic_api as api
-from dlcourse import quadratic_session as qs
-from dlcourse import relu_fit as rf
+from dlcourse.quadratic import fit as q
+from dlcourse.quadratic import api
+from dlcourse.quadratic import session as qs
+from dlcourse.quadratic import relu_fit as rf
 from dlcourse.errors import BadInput
 from dlcourse.ui import quadratic as ui
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 import train as train_script
-from dlcourse.classifier import Classifier
+from dlcourse.served.classifier import Classifier
 from dlcourse.errors import BadInput
 from dlcourse.hub import model_card
-from dlcourse.modelfile import load_model_file
+from dlcourse.served.modelfile import load_model_file
 from dlcourse.training.data import load_data
 from dlcourse.training.evaluate import evaluate_model_file
 from dlcourse.training.learner import create_model

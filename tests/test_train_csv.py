@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import train as train_script
-from dlcourse.classifier import Classifier
+from dlcourse.served.classifier import Classifier
 from dlcourse.training.data import CsvLabels, load_data
 from trainkit import FAST, SHAPES, run_train, shape_image
 

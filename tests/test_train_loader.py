@@ -7,9 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from dlcourse.images import load_image
-from dlcourse.modelfile import ModelInfo, load_model_file
-from dlcourse.preprocess import eval_transform
+from dlcourse.served.images import load_image
+from dlcourse.served.modelfile import ModelInfo, load_model_file
+from dlcourse.served.preprocess import eval_transform
 from dlcourse.errors import BadInput
 from dlcourse.training.data import EncodedImages, ImageArrays, ImageFiles, decode_rgb
 from dlcourse.training.distributed import start

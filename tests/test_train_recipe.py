@@ -4,8 +4,8 @@ from __future__ import annotations
 import torch
 from torchvision.transforms import v2
 
-from dlcourse.modelfile import ModelInfo
-from dlcourse.preprocess import eval_transform
+from dlcourse.served.modelfile import ModelInfo
+from dlcourse.served.preprocess import eval_transform
 from dlcourse.training.data import ImageArrays, random_split
 from dlcourse.training.distributed import start
 from dlcourse.training.learner import Learner, Recipe, create_model, freeze_body, input_config

@@ -2,7 +2,7 @@
 
 - `data`: where labelled images come from (ImageFolder layout, file names + regex, MNIST IDX files)
   and how they split into training and validation sets.
-- `transforms`: the training augmentations (validation uses `dlcourse.preprocess.eval_transform`).
+- `transforms`: the training augmentations (validation uses `dlcourse.served.preprocess.eval_transform`).
 - `distributed`: one process or several under `torchrun` (DDP); who prints and writes.
 - `learner`: the model, freeze/unfreeze, AdamW + one-cycle, AMP, the epoch table, evaluation.
 - `evaluate`: accuracy of a saved model file on a data set, the way the app sees images.

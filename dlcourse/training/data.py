@@ -28,7 +28,7 @@ from torchvision.io import ImageReadMode, decode_jpeg
 
 from .. import mnist
 from ..errors import BadInput, shown
-from ..images import load_image
+from ..served.images import load_image
 
 JPEG_SIGNATURE = b"\xff\xd8\xff"
 EXIF_ORIENTATION = 0x0112

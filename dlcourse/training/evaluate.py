@@ -2,7 +2,7 @@
 
     python -m dlcourse.training.evaluate model/model.pkl --data mnist
 
-The network comes from the file alone (`dlcourse.modelfile`), the images go through the file's own
+The network comes from the file alone (`dlcourse.served.modelfile`), the images go through the file's own
 `eval_transform(meta)`: the same path as validation during training and as the Classify tab.
 """
 from __future__ import annotations
@@ -17,8 +17,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..errors import BadInput
-from ..modelfile import ModelInfo, build_model, load_model_file
-from ..preprocess import eval_transform
+from ..served.modelfile import ModelInfo, build_model, load_model_file
+from ..served.preprocess import eval_transform
 
 
 @torch.inference_mode()

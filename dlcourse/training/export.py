@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..modelfile import ModelInfo
+from ..served.modelfile import ModelInfo
 from .distributed import Processes
 
 
@@ -63,7 +63,7 @@ def pick_examples(valid, info: ModelInfo, predict: Callable, per_class: int = EX
 
     `valid` yields (uint8 image, class index) without a transform; `predict(dataset)` -> (logits, targets),
     as `Learner.predict`. Each thumbnail is classified through the app's own preprocessing."""
-    from ..preprocess import eval_transform, image_to_uint8_tensor
+    from ..served.preprocess import eval_transform, image_to_uint8_tensor
 
     raw = valid.with_transform(None)
     # Classes take turns, so classes past the first `limit` would never get one.

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ..modelfile import ModelInfo
+    from ..served.modelfile import ModelInfo
     from .learner import Learner
 
 # Importing this module stays cheap (no torch, no matplotlib) so that `train.py --help` answers at once.

@@ -1,6 +1,6 @@
 """Training augmentations with torchvision.transforms.v2, on uint8 CHW tensors.
 
-Validation and the app use `dlcourse.preprocess.eval_transform(info)` (resize + centre crop); training
+Validation and the app use `dlcourse.served.preprocess.eval_transform(info)` (resize + centre crop); training
 sees random variations of the same images, ending in the same dtype, channels and normalisation.
 Defaults differ for photos and digits: photos get fastai's random-resized-crop and flips; digits keep
 their whole frame (a crop can cut a stroke off), are never flipped (a flipped 2 is not a 2), and get small
@@ -14,8 +14,8 @@ from typing import Any
 import torch
 from torchvision.transforms import v2
 
-from ..modelfile import ModelInfo
-from ..preprocess import MatchChannels
+from ..served.modelfile import ModelInfo
+from ..served.preprocess import MatchChannels
 
 # Elastic distortion strength is given for a 28-pixel image and scaled with the image size;
 # Simard et al. (2003) used alpha 34 with sigma 4 on MNIST.

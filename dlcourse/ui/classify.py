@@ -10,9 +10,9 @@ import gradio as gr
 import torch
 from PIL import Image
 
-from ..classifier import Classifier, classify_files
-from ..images import DIGIT_DECODE_SIDE, MIN_SIDE
-from ..modelfile import ModelInfo
+from ..served.classifier import Classifier, classify_files
+from ..served.images import DIGIT_DECODE_SIDE, MIN_SIDE
+from ..served.modelfile import ModelInfo
 from . import model_report
 from .common import ImageFile, ImageFiles, digit_sketchpad, image_from_sketch, image_from_upload, shows_errors
 

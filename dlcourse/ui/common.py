@@ -18,7 +18,7 @@ from gradio.utils import get_upload_folder, is_in_or_equal
 from PIL import Image
 
 from ..errors import BadInput, EmptyDrawing
-from ..images import load_image
+from ..served.images import load_image
 
 # A 280x280 canvas drawn with a 12 px radius brush: reduced to MNIST's 20x20 box the stroke is
 # about 2 px wide, like MNIST ink.

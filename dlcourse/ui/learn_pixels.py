@@ -1,6 +1,6 @@
 """"Now let it learn", in the Pixel similarity tab: SGD on the pixels of 3s and 7s, epoch by epoch.
 
-Components and wiring only: the data, models, loss, optimiser and pictures are in `dlcourse.learn_pixels`.
+Components and wiring only: the data, models, loss, optimiser and pictures are in `dlcourse.pixels.learn`.
 Public API endpoint: /learn_pixels (a whole training run as JSON).
 """
 from __future__ import annotations
@@ -13,9 +13,9 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from .. import learn_pixels as lp
-from ..pixel_similarity import PixelBaseline
-from ..quadratic import checked_number
+from ..pixels import learn as lp
+from ..pixels.baseline import PixelBaseline
+from ..quadratic.fit import checked_number
 from .common import Picture, shows_errors
 
 UI_MAX_EPOCHS = 100

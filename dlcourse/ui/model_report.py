@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import gradio as gr
 
-from ..modelfile import ModelInfo
+from ..served.modelfile import ModelInfo
 from ..report_view import for_display
 
 TITLE = "How good is this model?"

@@ -11,9 +11,9 @@ import gradio as gr
 import pandas as pd
 
 from ..errors import BadInput
-from ..images import DIGIT_DECODE_SIDE
-from ..modelfile import ModelInfo
-from ..pixel_similarity import DISTANCE_NAMES, DISTANCES, MODES, Comparison, PixelBaseline, difference_picture, digit_picture
+from ..served.images import DIGIT_DECODE_SIDE
+from ..served.modelfile import ModelInfo
+from ..pixels.baseline import DISTANCE_NAMES, DISTANCES, MODES, Comparison, PixelBaseline, difference_picture, digit_picture
 from . import learn_pixels
 from .common import ImageFile, Picture, digit_sketchpad, image_from_sketch, image_from_upload, shows_errors
 

@@ -1,8 +1,8 @@
 """The "Fit a quadratic" tab: sliders for a, b, c with a live plot, then SGD step by step.
 
-Components and wiring only: the data, losses, SGD and least squares are in `dlcourse.quadratic`,
-the session and its words in `dlcourse.quadratic_session`, the pictures in `dlcourse.quadratic_plots`.
-Public API endpoints, from `dlcourse.quadratic_api`: /fit_quadratic (a whole SGD run as JSON),
+Components and wiring only: the data, losses, SGD and least squares are in `dlcourse.quadratic.fit`,
+the session and its words in `dlcourse.quadratic.session`, the pictures in `dlcourse.quadratic.plots`.
+Public API endpoints, from `dlcourse.quadratic.api`: /fit_quadratic (a whole SGD run as JSON),
 /quadratic_loss (score a guess) and /fit_relus (the same data fitted by a sum of ReLUs).
 """
 from __future__ import annotations
@@ -16,11 +16,11 @@ import numpy as np
 import pandas as pd
 from gradio.components.plot import PlotData
 
-from .. import quadratic as q
-from .. import quadratic_api as api
-from .. import quadratic_plots as plots
-from .. import quadratic_session as qs
-from .. import relu_fit as rf
+from ..quadratic import fit as q
+from ..quadratic import api
+from ..quadratic import plots
+from ..quadratic import session as qs
+from ..quadratic import relu_fit as rf
 from .common import shows_errors
 
 # A run shows at most this many frames, at most one per FRAME_SECONDS: 1000 steps animate in ~2 s.

@@ -6,9 +6,9 @@ import ctypes
 import gradio as gr
 import torch
 
-from ..classifier import Classifier
-from ..images import MAX_FILE_BYTES
-from ..pixel_similarity import PixelBaseline
+from ..served.classifier import Classifier
+from ..served.images import MAX_FILE_BYTES
+from ..pixels.baseline import PixelBaseline
 from . import classify, pixel_similarity, quadratic
 from .sessions import build_session_configs_on_demand
 

@@ -13,7 +13,7 @@ from typing import Sequence
 
 import numpy as np
 
-from .quadratic import (
+from .fit import (
     CLOSE,
     LOSS_NAMES,
     Data,

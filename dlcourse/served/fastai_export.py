@@ -5,7 +5,7 @@ in them what `learn.predict` uses: the model (vision_learner's Sequential(body, 
 (softmax only), the item transforms (Resize) and batch transforms (IntToFloatTensor, Normalize), and says
 it as a ModelInfo plus weights. Anything it cannot serve exactly is refused in one line naming what it found.
 
-    python -m dlcourse.fastai_export convert EXPORT.pkl OUT.pkl   # once, into this project's own format
+    python -m dlcourse.served.fastai_export convert EXPORT.pkl OUT.pkl   # once, into this project's own format
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any, Iterator, Sequence
 import torch
 
 from . import safe_pickle
-from .errors import BadInput, shown
+from ..errors import BadInput, shown
 from .fastai_layers import TORCHVISION_ARCHS
 from .modelfile import ModelInfo, build_network, save_model_file
 from .safe_pickle import Record, is_record
@@ -368,7 +368,7 @@ def convert(export: str | Path, out: str | Path) -> tuple[ModelInfo, Path]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 3 or args[0] != "convert":
-        print("usage: python -m dlcourse.fastai_export convert EXPORT.pkl OUT.pkl", file=sys.stderr)
+        print("usage: python -m dlcourse.served.fastai_export convert EXPORT.pkl OUT.pkl", file=sys.stderr)
         return 2
     try:
         info, path = convert(args[1], args[2])

@@ -14,7 +14,7 @@ import numpy as np
 from PIL import Image, ImageChops, ImageOps, UnidentifiedImageError
 from scipy import ndimage
 
-from .errors import BadInput, EmptyDrawing
+from ..errors import BadInput, EmptyDrawing
 
 MAX_FILE_BYTES = 25 * 1024 * 1024
 MAX_PIXELS = 50_000_000  # a 50-megapixel photo is fine; a decompression bomb is not

@@ -6,7 +6,7 @@ adjust, only averages. That makes it the baseline a model that does learn (SGD, 
 
 Build the artifact the app loads (model/ideal_digits.pt) with:
 
-    python -m dlcourse.pixel_similarity --mnist-dir data/mnist
+    python -m dlcourse.pixels.baseline --mnist-dir data/mnist
 
 Plain values in and out (numpy arrays, tensors, PIL images, dicts); no gradio, no work at import.
 """
@@ -25,12 +25,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import BadInput, shown
-from .images import MNIST_SIZE, to_mnist_digit
-from .mnist import SPLITS, find_split, load_split
+from ..errors import BadInput, shown
+from ..served.images import MNIST_SIZE, to_mnist_digit
+from ..mnist import SPLITS, find_split, load_split
 
-DEFAULT_PATH = Path(__file__).resolve().parent.parent / "model" / "ideal_digits.pt"
-COMMAND = "python -m dlcourse.pixel_similarity"
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "model" / "ideal_digits.pt"
+COMMAND = "python -m dlcourse.pixels.baseline"
 FORMAT = "dlcourse-ideal-digits"
 FORMAT_VERSION = 1
 DIGITS = tuple(range(10))

@@ -24,7 +24,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from PIL import Image
 
-from .quadratic import Data, LossSurface, quadratic
+from .fit import Data, LossSurface, quadratic
 
 CURVE_SIZE = (6.4, 3.8)  # inches at DPI: 640 x 380 px
 LOSS_SIZE = (6.4, 2.2)

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from PIL import Image
 
-from .errors import BadInput
+from ..errors import BadInput
 from .fast_forward import fastest_forward
 from .images import DIGIT_DECODE_SIDE, load_image
 from .modelfile import ModelInfo, build_model, load_model_file

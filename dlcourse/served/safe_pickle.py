@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import torch
 
-from .errors import BadInput
+from ..errors import BadInput
 
 
 class Record:

@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from .errors import BadInput, shown
+from ..errors import BadInput, shown
 
 FORMAT = "dlcourse-model"
 FORMAT_VERSION = 1

@@ -17,7 +17,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from .errors import BadInput, shown
+from ..errors import BadInput, shown
 
 # ---- limits: values outside are clamped (with a note) so nothing can hang or blow up the server ----
 POINTS_RANGE = (3, 1000)  # a quadratic has 3 parameters: fewer points do not pin it down

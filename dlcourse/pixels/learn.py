@@ -20,13 +20,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-from .errors import BadInput, shown
-from .images import MNIST_SIZE
-from .mnist import load_split
-from .pixel_similarity import MODES, PixelBaseline, difference_picture
-from .quadratic import SEED_RANGE, checked_number
+from ..errors import BadInput, shown
+from ..served.images import MNIST_SIZE
+from ..mnist import load_split
+from .baseline import MODES, PixelBaseline, difference_picture
+from ..quadratic.fit import SEED_RANGE, checked_number
 
-MNIST_DIR = Path(__file__).resolve().parent.parent / "data" / "mnist"
+MNIST_DIR = Path(__file__).resolve().parents[2] / "data" / "mnist"
 PIXELS = MNIST_SIZE * MNIST_SIZE
 THREE, SEVEN = MODES["3 or 7"]  # the book's pair; a 3 is the target 1, a 7 the target 0
 HIDDEN = 30  # simple_net's first layer: 30 features

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .quadratic import (
+from .fit import (
     LOSSES,
     Data,
     SGDSettings,

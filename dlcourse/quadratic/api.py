@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from . import relu_fit as rf
-from .errors import BadInput
-from .quadratic import (
+from ..errors import BadInput
+from .fit import (
     LOSSES,
     LR_RANGE,
     MOMENTUM_RANGE,
