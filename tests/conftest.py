@@ -17,6 +17,17 @@ from gradio_client import Client  # noqa: E402
 from support.serving import EXAMPLES_DIR, MNIST_DIR, ROOT, free_port, serving  # noqa: E402,F401
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module's tests, as app.py serves (on a small shared CPU more threads only fight)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
     return MNIST_DIR

@@ -19,13 +19,7 @@ from dlcourse.errors import BadInput
 from dlcourse.ui import learn_pixels as ui
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """As app.py serves: one torch thread (on a small shared CPU more threads only fight)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as app.py serves
 
 
 @pytest.fixture(scope="module")

@@ -25,12 +25,7 @@ from dlcourse.ui import quadratic as ui
 LESSON = q.make_data("lesson")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # as app.py serves
 
 
 # ---------------------------------------------------------------- ReLUs
