@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
-from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
 
 from conftest import EXAMPLES_DIR, ROOT
 from dlcourse.quadratic import fit as q
@@ -37,17 +37,24 @@ def browser() -> Iterator[Browser]:
         browser.close()
 
 
-@pytest.fixture
-def page(browser: Browser, app_url: str) -> Iterator[Page]:
+def open_page(browser: Browser, url: str, crashes: list[str] | None = None) -> tuple[BrowserContext, Page]:
+    """A new page at `url` that may reach only localhost; JavaScript errors are added to `crashes`."""
     context = browser.new_context(viewport={"width": 1280, "height": 1000})
     local = re.compile(r"^(http://127\.0\.0\.1[:/]|data:|blob:)")
     context.route("**/*", lambda route: route.continue_() if local.match(route.request.url) else route.abort())
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     expect.set_options(timeout=TIMEOUT_MS)
+    if crashes is not None:
+        page.on("pageerror", lambda error: crashes.append(str(error)))
+    page.goto(url)
+    return context, page
+
+
+@pytest.fixture
+def page(browser: Browser, app_url: str) -> Iterator[Page]:
     crashes: list[str] = []
-    page.on("pageerror", lambda error: crashes.append(str(error)))
-    page.goto(app_url)
+    context, page = open_page(browser, app_url, crashes)
     page.locator("#cls-image").wait_for()
     yield page
     context.close()

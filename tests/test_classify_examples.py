@@ -6,13 +6,12 @@ from __future__ import annotations
 import random
 import re
 from pathlib import Path
-from typing import Iterator
 
 import gradio as gr
 import pytest
 import torch
 from PIL import Image
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import expect
 
 from conftest import EXAMPLES_DIR, MNIST_DIR, serving
 from dlcourse import mnist
@@ -22,7 +21,7 @@ from dlcourse.served.modelfile import load_model_file, save_model_file
 from dlcourse.training.data import ImageArrays
 from dlcourse.training.export import EXAMPLE_SIDE, pick_examples
 from dlcourse.ui import classify as tab
-from test_browser import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS
+from test_browser import browser, open_page  # noqa: F401 (browser: the fixture)
 from trainkit import FAST, SHAPES, run_train, shape_image
 
 BIG = 160  # the training photos' side: larger than a stored example may be
@@ -118,25 +117,6 @@ def test_a_digits_model_shows_its_own_examples_and_the_repositorys_digits(tmp_pa
     info.examples = pick_examples(ImageArrays(images[:100], labels[:100]), info, predict_with(classifier.model))
     save_model_file(tmp_path / "digits.pkl", state_dict, info)
     assert galleries(tmp_path / "digits.pkl") == {"cls-model-examples": 20, "cls-examples": digits}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-def open_page(browser: Browser, url: str):
-    context = browser.new_context(viewport={"width": 1280, "height": 1000})
-    local = re.compile(r"^(http://127\.0\.0\.1[:/]|data:|blob:)")
-    context.route("**/*", lambda route: route.continue_() if local.match(route.request.url) else route.abort())
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    expect.set_options(timeout=TIMEOUT_MS)
-    page.goto(url)
-    return context, page
 
 
 def test_the_served_models_examples_are_thumbnails_that_classify_as_their_class(browser, shapes_model, baseline):
