@@ -136,6 +136,8 @@ def stage(model_path: str | Path, folder: str | Path, repo_id: str = "",
         if Path(path).resolve() != (folder / in_repo[name]).resolve():
             (folder / REPORT_FOLDER).mkdir(exist_ok=True)
             shutil.copyfile(path, folder / in_repo[name])
+    from .model_card import model_card
+
     (folder / CARD_FILENAME).write_text(model_card(info, repo_id, in_repo), encoding="utf-8")
     return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
 
@@ -165,119 +167,6 @@ def write_timm_files(model, info: ModelInfo, folder: Path) -> None:
     for key in SOURCE_CHECKPOINT_KEYS:
         config["pretrained_cfg"].pop(key, None)
     config_path.write_text(json.dumps(config, indent=2) + "\n")
-
-
-def model_card(meta: ModelInfo, repo_id: str = "", report_files: dict[str, str] | None = None) -> str:
-    """The README.md of a pushed model repo: what it is, how it was trained, how well it does.
-
-    With meta.report, the validation report too (most confused, per class, top losses), and the
-    figures `report_files` names ({"confusion_matrix": "report/confusion_matrix.png", ...})."""
-    metrics = meta.metrics
-    classes = meta.classes
-    shown = ", ".join(f"`{c}`" for c in classes[:40]) + (f" and {len(classes) - 40} more" if len(classes) > 40 else "")
-    with_timm = timm_cannot_load(meta) is None  # else no library the Hub knows loads it: no "Use in timm" button
-    lines = [
-        "---",
-        *(["library_name: timm"] if with_timm else []),
-        "pipeline_tag: image-classification",
-        "tags:",
-        "- image-classification",
-        *(["- timm"] if with_timm else []),
-        "- fastai-course",
-        "---",
-        "",
-        f"# {repo_id.split('/')[-1] or meta.arch}",
-        "",
-        (f"A `{meta.arch}` image classifier ({len(classes)} classes) trained with `train.py` of the "
-         "*Practical Deep Learning, hands on* Space, on " + (meta.trained_on or "its own data") + "."
-         if meta.made_here else
-         f"A `{meta.arch}` image classifier ({len(classes)} classes) from a {meta.origin}, converted for the "
-         "*Practical Deep Learning, hands on* Space."),
-        "",
-        "| | |",
-        "| --- | --- |",
-        f"| validation accuracy | {meta.accuracy if meta.accuracy is not None else float('nan'):.4f} |",
-        f"| validation error rate | {metrics.get('error_rate', float('nan')):.4f} |",
-        f"| validation loss | {metrics.get('valid_loss', float('nan')):.4f} |",
-        f"| validation set | {meta.valid_split or ''} ({meta.valid_size or '?'} images) |",
-        f"| training images | {meta.train_size or '?'} |",
-        f"| architecture | `{meta.arch}` ({'pretrained' if meta.pretrained else 'from scratch'}) |",
-        f"| input | {meta.in_chans} channel(s), {meta.img_size} px, preprocessing `{meta.preprocessing}` |",
-        f"| made with | {meta.origin} |",
-        f"| created | {meta.created or ''} |",
-        "",
-        f"Classes: {shown}.",
-        "",
-    ]
-    history = meta.history
-    if history:
-        lines += ["## Training", "", "| epoch | phase | train_loss | valid_loss | error_rate | seconds |",
-                  "| --- | --- | --- | --- | --- | --- |"]
-        lines += [
-            f"| {h['epoch']} | {h.get('phase', '')} | {h['train_loss']:.4f} | {h['valid_loss']:.4f} | "
-            f"{h['error_rate']:.4f} | {h['seconds']:.0f} |"
-            for h in history
-        ]
-        lines.append("")
-    if meta.command:
-        lines += ["Trained with:", "", "```", meta.command, "```", ""]
-    if meta.report:
-        from .model_card import model_card_section
-
-        lines.append(model_card_section(meta.report, classes, report_files))
-    lines += timm_usage(meta, repo_id)
-    lines += [
-        "## Use in the Space",
-        "",
-        f"Serve it in the Space by setting the variable `MODEL_REPO={repo_id or '<this repo>'}`. In Python:",
-        "",
-        "```python",
-        "from huggingface_hub import hf_hub_download",
-        "from dlcourse.served.classifier import Classifier",
-        "",
-        f"classifier = Classifier.from_file(hf_hub_download({repo_id or '<this repo>'!r}, {MODEL_FILENAME!r}))",
-        "print(classifier.predict(image))  # a PIL image",
-        "```",
-        "",
-        f"`{MODEL_FILENAME}` holds only tensors and plain values: it loads with `torch.load(weights_only=True)`.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def timm_usage(info: ModelInfo, repo_id: str = "") -> list[str]:
-    """The model card's "Use with timm" section: the code that loads and runs the model, or why timm cannot."""
-    why_not = timm_cannot_load(info)
-    if why_not:
-        return ["## Use with timm", "",
-                f"timm cannot load this model alone: {why_not}. So this repo has no `config.json` or "
-                f"`model.safetensors` for timm; load `{MODEL_FILENAME}` with this project's `Classifier` (below).", ""]
-    mode, picture = ("L", "digit.png") if info.in_chans == 1 else ("RGB", "picture.jpg")
-    lines = ["## Use with timm", "",
-             f"`model.safetensors` and `config.json` are timm's own format: timm builds the network ({info.in_chans} "
-             f"input channel{'s' if info.in_chans > 1 else ''}, {len(info.classes)} classes), loads the weights and "
-             f"knows the preprocessing ({info.img_size} px, its mean and std) and the class names.", ""]
-    if info.preprocessing == "mnist":
-        lines += ["It reads MNIST-style digits: white on black, the digit fitted into 20x20 and centred in 28x28. "
-                  "The Space turns any picture of a digit into one first (`dlcourse.served.images.to_mnist_digit`); "
-                  "with timm alone, give it such a digit.", ""]
-    lines += [
-        "```python",
-        "import timm",
-        "import torch",
-        "from PIL import Image",
-        "",
-        f'model = timm.create_model("hf-hub:{repo_id or "<this repo>"}", pretrained=True).eval()',
-        "transform = timm.data.create_transform(**timm.data.resolve_data_config({}, model=model))",
-        f'image = Image.open("{picture}").convert("{mode}")',
-        "with torch.inference_mode():",
-        "    probabilities = model(transform(image).unsqueeze(0)).softmax(dim=1)[0]",
-        'top5 = sorted(zip(probabilities.tolist(), model.pretrained_cfg["label_names"]), reverse=True)[:5]',
-        "print(top5)",
-        "```",
-        "",
-    ]
-    return lines
 
 
 def main(argv: list[str] | None = None) -> int:

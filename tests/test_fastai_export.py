@@ -26,7 +26,7 @@ from conftest import ROOT, free_port
 from dlcourse.served.classifier import Classifier
 from dlcourse.errors import BadInput
 from dlcourse.served.fastai_export import read_export
-from dlcourse.hub import model_card
+from dlcourse.model_card import model_card
 from dlcourse.served.images import load_image
 from dlcourse.served.modelfile import load_model_file
 from dlcourse.ui.classify import heading_markdown, model_card_markdown

@@ -149,7 +149,7 @@ def test_incomplete_meta_is_refused_on_save_and_load(tmp_path, model):
 def test_one_accuracy_rule_for_every_view():
     """A file that records only an error rate: the Classify panel, the report, the model card and the Pixel
     similarity tab all show the same accuracy, taken from ModelInfo.accuracy."""
-    from dlcourse.hub import model_card
+    from dlcourse.model_card import model_card
     from dlcourse.report_view import for_display
     from dlcourse.ui.classify import model_card_markdown
     from dlcourse.ui.pixel_similarity import classifier_markdown

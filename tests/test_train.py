@@ -12,7 +12,7 @@ import torch
 import train as train_script
 from dlcourse.served.classifier import Classifier
 from dlcourse.errors import BadInput
-from dlcourse.hub import model_card
+from dlcourse.model_card import model_card
 from dlcourse.served.modelfile import load_model_file
 from dlcourse.training.data import load_data
 from dlcourse.training.evaluate import evaluate_model_file
