@@ -28,8 +28,7 @@ class ConfigsOnDemand(dict):
 
     def fill(self) -> None:
         for key in self.pending:
-            if not super().__contains__(key):
-                self[key] = self.blocks_config.config_for_block(key, [], self.blocks_config.blocks[key])
+            self[key]  # builds the entry unless set already
         self.pending = {}
 
     def __contains__(self, key: object) -> bool:
