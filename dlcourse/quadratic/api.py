@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import inspect
 import math
-from functools import partial
 from typing import Callable, Literal
 
 import numpy as np
@@ -63,20 +62,18 @@ def documented(**own: str) -> Callable[[Callable], Callable]:
     return decorate
 
 
-def _json_float(value: float, digits: int | None = None) -> float | None:
-    """A finite number as is (or to `digits` significant digits); None for NaN and infinities, which JSON lacks."""
+def _json_float(value: float) -> float | None:
+    """A finite number as is; None for NaN and infinities, which JSON lacks."""
     value = float(value)
-    if not math.isfinite(value):
-        return None
-    return float(f"{value:.{digits}g}") if digits else value
-
-
-_short = partial(_json_float, digits=10)
+    return value if math.isfinite(value) else None
 
 
 def _json_rows(array: np.ndarray) -> list:
-    return [[_short(v) for v in row] for row in np.asarray(array).tolist()] if np.ndim(array) == 2 \
-        else [_short(v) for v in np.asarray(array).tolist()]
+    """An array as nested lists of floats, NaN and infinities as None (a whole 100-step run in ~10 us)."""
+    array = np.asarray(array, dtype=np.float64)
+    if np.isfinite(array).all():
+        return array.tolist()
+    return np.where(np.isfinite(array), array, None).tolist()
 
 
 def _abc(params: np.ndarray, loss: float | None = None) -> dict:
@@ -182,17 +179,17 @@ def fit_relus(dataset: DataSetName = "lesson", relus: int = 8, loss: LossName = 
     result = rf.fit(data, n, settings, data.seed)
     best = least_squares(data)
     fresh = rf.fresh_points(data)
-    quad = {k: _short(v) for k, v in zip("abc", best)}
-    quad["loss"] = _short(loss_of(best, data, settings.loss))
-    quad["fresh_loss"] = _short(LOSSES[settings.loss](torch.from_numpy(quadratic(best, fresh.x)),
-                                                     torch.from_numpy(fresh.y)))
+    quad = {k: _json_float(v) for k, v in zip("abc", best)}
+    quad["loss"] = _json_float(loss_of(best, data, settings.loss))
+    quad["fresh_loss"] = _json_float(LOSSES[settings.loss](torch.from_numpy(quadratic(best, fresh.x)),
+                                                           torch.from_numpy(fresh.y)))
     kinks = np.divide(-result.intercepts, result.slopes, out=np.full(n, np.nan), where=result.slopes != 0)
     return {
         "final": {
-            "loss": _short(result.end_loss) if not result.diverged else _short(result.losses[-1]),
-            "fresh_loss": _short(result.fresh_end_loss) if not result.diverged else _short(result.fresh_losses[-1]),
-            "constant": _short(result.constant),
-            "relus": [{"slope": _short(m), "intercept": _short(k), "kink": _short(t)}
+            "loss": _json_float(result.losses[-1] if result.diverged else result.end_loss),
+            "fresh_loss": _json_float(result.fresh_losses[-1] if result.diverged else result.fresh_end_loss),
+            "constant": _json_float(result.constant),
+            "relus": [{"slope": _json_float(m), "intercept": _json_float(k), "kink": _json_float(t)}
                       for m, k, t in zip(result.slopes, result.intercepts, kinks)],
         },
         "trajectory": {"loss": _json_rows(result.losses), "fresh_loss": _json_rows(result.fresh_losses)},
