@@ -158,12 +158,12 @@ def train(args: argparse.Namespace, procs) -> None:
     # Imported here so that `train.py --help` answers at once.
     from dlcourse.hub import hub_token, push_to_hub
     from dlcourse.served.modelfile import ModelInfo, save_model_file
-    from dlcourse.served.preprocess import eval_transform
+    from dlcourse.served.preprocess import create_transform
     from dlcourse.training import distributed, insight
     from dlcourse.training.data import CsvLabels, load_data
     from dlcourse.training.export import command_line, describe, pick_examples, versions
     from dlcourse.training.learner import Learner, Recipe, check_arch, create_model, input_config, seed_everything
-    from dlcourse.training.transforms import default_augment, train_transform
+    from dlcourse.training.transforms import default_augment
 
     started, cpu_started = time.perf_counter(), time.process_time()
     check_arch(args.arch)  # fail in a second, not after reading the data
@@ -190,7 +190,7 @@ def train(args: argparse.Namespace, procs) -> None:
     meta = ModelInfo(arch=args.arch, classes=data.classes, in_chans=in_chans, **input_config(model, in_chans, args.img_size),
                      preprocessing=data.preprocessing)
 
-    # 3. The recipe: augmentations for training; validation sees images as the app will (eval_transform).
+    # 3. The recipe: augmentations for training; validation sees images as the app will (create_transform(meta)).
     augment = default_augment(
         data.preprocessing, crop_scale=crop_scale, flip=args.flip, rotate=args.rotate,
         translate=args.translate, zoom=args.zoom, shear=args.shear, elastic=args.elastic,
@@ -202,8 +202,8 @@ def train(args: argparse.Namespace, procs) -> None:
         workers=args.workers if args.workers is not None else distributed.default_workers(procs.local_world_size),
         amp=args.amp, seed=args.seed, compile=args.compile, decode=args.decode,
     )
-    learner = Learner(model, data.train.with_transform(train_transform(meta, augment)),
-                      data.valid.with_transform(eval_transform(meta)), recipe, procs)
+    learner = Learner(model, data.train.with_transform(create_transform(meta, augment)),
+                      data.valid.with_transform(create_transform(meta)), recipe, procs)
     procs.print(describe(meta, recipe, augment, pretrained, procs, learner.dtype))
 
     # Look first when asked: a training batch as the model receives it, the learning-rate finder.

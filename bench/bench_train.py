@@ -44,10 +44,11 @@ from PIL import Image  # noqa: E402
 
 from dlcourse.served.images import load_image  # noqa: E402
 from dlcourse.served.modelfile import ModelInfo  # noqa: E402
+from dlcourse.served.preprocess import create_transform  # noqa: E402
 from dlcourse.training import distributed  # noqa: E402
 from dlcourse.training.data import ImageFiles, load_data  # noqa: E402
 from dlcourse.training.learner import Learner, Recipe, amp_dtype, create_model, input_config  # noqa: E402
-from dlcourse.training.transforms import PHOTO_AUGMENT, train_transform  # noqa: E402
+from dlcourse.training.transforms import PHOTO_AUGMENT  # noqa: E402
 
 CLASSES = ("grizzly", "teddy")
 LR = 1e-3
@@ -132,7 +133,7 @@ def learner_for(arch: str, data, args, procs, *, amp: bool, channels_last: bool,
                 dataset_type=ImageFiles, augment=PHOTO_AUGMENT) -> Learner:
     model = create_model(arch, len(data.classes), 3, pretrained=False)
     info = ModelInfo(arch=arch, classes=data.classes, in_chans=3, **input_config(model, 3, args.img_size))
-    train = dataset_type(data.train.paths, data.train.targets, train_transform(info, augment))
+    train = dataset_type(data.train.paths, data.train.targets, create_transform(info, augment))
     recipe = Recipe(batch_size=args.batch_size, workers=args.workers, amp=amp, channels_last=channels_last,
                     compile=compile, decode=decode, lr=LR)
     return Learner(model, train, data.valid, recipe, procs, log=lambda line: None)

@@ -33,7 +33,7 @@ def test_two_processes_train_once_write_once_and_measure_what_they_saved(tmp_pat
     assert [h["valid_images"] for h in meta.history] == [7, 7]  # each image evaluated once, not once per process
 
     valid = load_data(str(data), seed=42)
-    single = evaluate_model_file(out, valid.valid, valid.classes)  # one process, the saved file, eval_transform
+    single = evaluate_model_file(out, valid.valid, valid.classes)  # one process, the saved file, its evaluation transform
     assert single["count"] == 7
     assert meta.metrics["accuracy"] == single["accuracy"]
     assert meta.metrics["valid_loss"] == pytest.approx(single["valid_loss"], abs=1e-5)

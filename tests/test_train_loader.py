@@ -9,12 +9,12 @@ from PIL import Image
 
 from dlcourse.served.images import load_image
 from dlcourse.served.modelfile import ModelInfo, load_model_file
-from dlcourse.served.preprocess import eval_transform
+from dlcourse.served.preprocess import create_transform
 from dlcourse.errors import BadInput
 from dlcourse.training.data import EncodedImages, ImageArrays, ImageFiles, decode_rgb
 from dlcourse.training.distributed import start
 from dlcourse.training.learner import Learner, Recipe, create_model, seed_everything
-from dlcourse.training.transforms import default_augment, train_transform
+from dlcourse.training.transforms import default_augment
 from trainkit import FAST, make_image_folder, run_train
 
 INFO = ModelInfo(arch="test_convnext", classes=["a", "b"], in_chans=3, img_size=32, mean=[0.5] * 3, std=[0.25] * 3)
@@ -58,14 +58,14 @@ def test_training_images_decode_as_the_app_decodes_them(tmp_path, kind):
 def test_image_files_give_transformed_tensors_and_their_class(tmp_path):
     photo().save(tmp_path / "a.jpg", quality=90)
     photo(60, 80).save(tmp_path / "b.png")
-    files = ImageFiles([tmp_path / "a.jpg", tmp_path / "b.png"], [0, 1], eval_transform(INFO))
+    files = ImageFiles([tmp_path / "a.jpg", tmp_path / "b.png"], [0, 1], create_transform(INFO))
     assert [(x.shape, x.dtype, y) for x, y in files] == [((3, 32, 32), torch.float32, 0), ((3, 32, 32), torch.float32, 1)]
 
 
 def tiny_learner(channels_last: bool) -> Learner:
     seed_everything(0)
     images = torch.randint(0, 255, (16, 3, 32, 32), dtype=torch.uint8)
-    data = ImageArrays(images, [i % 2 for i in range(16)], eval_transform(INFO))
+    data = ImageArrays(images, [i % 2 for i in range(16)], create_transform(INFO))
     model = create_model("test_convnext", 2, 3, pretrained=False)
     recipe = Recipe(epochs=1, batch_size=8, workers=0, channels_last=channels_last)
     return Learner(model, data, data, recipe, start("cpu"), log=lambda line: None)
@@ -117,7 +117,7 @@ def test_decoding_on_the_device_gives_the_batches_the_loader_processes_give(tmp_
     paths.append(tmp_path / "drawing.png")
     photo(64, 64).convert("RGBA").save(paths[-1])
     fixed = default_augment("photo", crop_scale=False, flip=False, rotate=0)
-    files = ImageFiles(paths, [i % 2 for i in range(len(paths))], train_transform(INFO, fixed))
+    files = ImageFiles(paths, [i % 2 for i in range(len(paths))], create_transform(INFO, fixed))
 
     encoded = EncodedImages(files)
     assert [encoded[i][0].ndim for i in range(len(paths))] == [1] * 6 + [3, 3]  # bytes, or decoded here
@@ -132,7 +132,7 @@ def test_decoding_on_the_device_gives_the_batches_the_loader_processes_give(tmp_
     for (images, targets), (images_d, targets_d) in zip(workers, device):
         assert images.shape == (4, 3, 32, 32) and torch.equal(images, images_d) and torch.equal(targets, targets_d)
 
-    augmented = files.with_transform(train_transform(INFO, default_augment("photo")))
+    augmented = files.with_transform(create_transform(INFO, default_augment("photo")))
     history = learner("device", augmented).fit()
     assert len(history) == 1 and history[0]["train_images_per_second"] > 0
 

@@ -1,41 +1,111 @@
-"""The pieces of the training recipe, in process: augmentations, freezing, the split, the learner's figures."""
+"""The pieces of the training recipe, in process: transforms, augmentations, freezing, the split, the learner's figures."""
 from __future__ import annotations
 
+import pytest
 import torch
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
 
-from dlcourse.served.modelfile import ModelInfo
-from dlcourse.served.preprocess import eval_transform
+from dlcourse.served.modelfile import ModelInfo, load_model_file, save_model_file
+from dlcourse.served.preprocess import Augment, FastaiBatchResize, MatchChannels, create_transform
 from dlcourse.training.data import ImageArrays, random_split
 from dlcourse.training.distributed import start
 from dlcourse.training.learner import Learner, Recipe, create_model, freeze_body, input_config
-from dlcourse.training.transforms import DIGIT_AUGMENT, PHOTO_AUGMENT, default_augment, train_transform
+from dlcourse.training.transforms import DIGIT_AUGMENT, PHOTO_AUGMENT, default_augment
 
 DIGIT_META = ModelInfo(arch="test_resnet", classes=["0", "1"], img_size=48, in_chans=1, mean=[0.45], std=[0.23])
+# A model file's description of each kind: train.py's photos (resize + centre crop on tensors), train.py's MNIST
+# digits, and fastai exports (their Resize ran on the PIL image; with presizing the batch is resampled too).
+DESCRIPTIONS = {
+    "train.py photo": ModelInfo(arch="resnet18", classes=["a", "b"], in_chans=3, img_size=40,
+                                mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225]),
+    "MNIST digit": ModelInfo(arch="resnet18", classes=["0", "1"], in_chans=1, img_size=28, mean=[0.13], std=[0.31],
+                             preprocessing="mnist"),
+    "fastai crop, presized": ModelInfo(arch="resnet18", classes=["a", "b"], in_chans=3, img_size=32, mean=[0.5] * 3,
+                                       std=[0.25] * 3, resize="crop", presize=80),
+    "fastai squish": ModelInfo(arch="resnet18", classes=["a", "b"], in_chans=3, img_size=32, mean=[0.4] * 3,
+                               std=[0.2] * 3, resize="squish"),
+}
+# What each kind hands the transform: (C, H, W) uint8 images, RGB and grayscale (fastai's: already sized).
+INPUT_SHAPES = {"train.py photo": [(3, 90, 120), (1, 90, 120), (3, 30, 200)], "MNIST digit": [(1, 28, 28), (3, 28, 28)],
+                "fastai crop, presized": [(3, 80, 80), (1, 80, 80)], "fastai squish": [(3, 32, 32), (1, 32, 32)]}
+NO_RANDOM_STEPS = Augment(crop_scale=None, flip=False, rotate=0, translate=0, zoom=0, shear=0, elastic=0)
+
+
+def images_for(name: str) -> list[torch.Tensor]:
+    generator = torch.Generator().manual_seed(len(name))
+    return [torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator) for shape in INPUT_SHAPES[name]]
+
+
+def evaluation_by_hand(info: ModelInfo, image: torch.Tensor) -> torch.Tensor:
+    """The evaluation steps read off the model description, one functional call each."""
+    if info.resize == "resize-crop":
+        image = F.center_crop(F.resize(image, [info.img_size], antialias=True), [info.img_size])
+    image = F.to_dtype(image, torch.float32, scale=True)
+    if info.presize:
+        image = FastaiBatchResize(info.img_size)(image)
+    if image.shape[-3] != info.in_chans:
+        image = image.mean(dim=-3, keepdim=True) if info.in_chans == 1 else image.repeat(info.in_chans, 1, 1)
+    return F.normalize(image, info.mean, info.std)
+
+
+@pytest.mark.parametrize("name", DESCRIPTIONS)
+def test_evaluation_transform_is_sizing_dtype_channels_and_normalisation(name):
+    info = DESCRIPTIONS[name]
+    transform = create_transform(info)
+    for image in images_for(name):
+        out = transform(image)
+        assert out.shape == (info.in_chans, info.img_size, info.img_size) and out.dtype == torch.float32
+        assert torch.equal(out, evaluation_by_hand(info, image)), image.shape
+
+
+@pytest.mark.parametrize("name", DESCRIPTIONS)
+def test_training_with_every_random_step_off_is_the_evaluation_transform(name):
+    """Training and evaluation share their steps, so they cannot drift apart."""
+    info = DESCRIPTIONS[name]
+    training, evaluation = create_transform(info, NO_RANDOM_STEPS), create_transform(info)
+    assert [type(step) for step in training.transforms] == [type(step) for step in evaluation.transforms]
+    for image in images_for(name):
+        assert torch.equal(training(image), evaluation(image))
+        assert torch.equal(training(torch.stack([image, image.flip(-1)])), evaluation(torch.stack([image, image.flip(-1)])))
 
 
 def test_digit_augmentation_keeps_the_frame_and_never_flips():
-    transform = train_transform(DIGIT_META, DIGIT_AUGMENT)
+    transform = create_transform(DIGIT_META, DIGIT_AUGMENT)
     kinds = [type(step) for step in transform.transforms]
-    assert v2.RandomHorizontalFlip not in kinds and v2.RandomResizedCrop not in kinds
-    assert v2.RandomAffine in kinds and v2.RandomApply in kinds  # affine moves, elastic distortion
+    assert kinds == [v2.Resize, v2.CenterCrop, v2.RandomAffine, v2.RandomApply,  # affine moves, elastic distortion
+                     v2.ToDtype, MatchChannels, v2.Normalize]
     digit = torch.zeros(1, 28, 28, dtype=torch.uint8)
     digit[0, 6:22, 12:16] = 255  # a "1"
     torch.manual_seed(0)
     out = torch.stack([transform(digit) for _ in range(8)])
     assert out.shape == (8, 1, 48, 48) and out.dtype == torch.float32
     assert not torch.equal(out[0], out[1])  # random
-    plain = eval_transform(DIGIT_META)(digit)  # same size, dtype and normalisation as validation
+    torch.manual_seed(0)
+    assert torch.equal(transform(digit), out[0])  # and drawn from the seed
+    plain = create_transform(DIGIT_META)(digit)  # same size, dtype and normalisation as validation
     assert plain.shape == out.shape[1:] and abs(out.mean().item() - plain.mean().item()) < 0.3
 
 
 def test_photo_augmentation_crops_and_flips_rgb_into_the_model_channels():
     meta = ModelInfo(arch="test_resnet", classes=["a", "b"], img_size=32, in_chans=3, mean=[0.5] * 3, std=[0.25] * 3)
-    transform = train_transform(meta, PHOTO_AUGMENT)
+    transform = create_transform(meta, PHOTO_AUGMENT)
     kinds = [type(step) for step in transform.transforms]
-    assert v2.RandomResizedCrop in kinds and v2.RandomHorizontalFlip in kinds
+    assert kinds == [v2.RandomResizedCrop, v2.RandomHorizontalFlip, v2.RandomAffine,  # the crop replaces the sizing
+                     v2.ToDtype, MatchChannels, v2.Normalize]
     assert transform(torch.randint(0, 255, (3, 60, 80), dtype=torch.uint8)).shape == (3, 32, 32)
     assert transform(torch.randint(0, 255, (1, 60, 80), dtype=torch.uint8)).shape == (3, 32, 32)
+
+
+def test_model_files_store_the_augmentations_as_the_same_plain_dict(tmp_path):
+    stored = {"crop_scale": None, "flip": False, "rotate": 10, "translate": 0.1, "zoom": 0.1, "shear": 10, "elastic": 34}
+    assert DIGIT_AUGMENT.as_dict() == stored
+    assert PHOTO_AUGMENT.as_dict() == {"crop_scale": [0.35, 1.0], "flip": True, "rotate": 10, "translate": 0,
+                                       "zoom": 0, "shear": 0, "elastic": 0}
+    info = ModelInfo(arch="test_resnet", classes=["0", "1"], img_size=28, in_chans=1, mean=[0.5], std=[0.25],
+                     augment=DIGIT_AUGMENT.as_dict())
+    path = save_model_file(tmp_path / "model.pkl", create_model("test_resnet", 2, 1, pretrained=False).state_dict(), info)
+    assert load_model_file(path)[0].augment == stored
 
 
 def test_augment_overrides():
@@ -70,7 +140,7 @@ def test_frozen_phase_trains_only_the_head_and_norm_layers():
 
     images = torch.randint(0, 255, (16, 28, 28), dtype=torch.uint8)
     meta = ModelInfo(arch="test_resnet", classes=["a", "b"], img_size=28, in_chans=1, mean=[0.5], std=[0.25])
-    data = ImageArrays(images, [i % 2 for i in range(16)], eval_transform(meta))
+    data = ImageArrays(images, [i % 2 for i in range(16)], create_transform(meta))
     conv_before, fc_before = model.conv1[0].weight.clone(), model.fc.weight.clone()
     learner = Learner(model, data, data, Recipe(epochs=0, freeze_epochs=1, batch_size=8, workers=0), start("cpu"),
                       log=lambda line: None)

@@ -11,7 +11,7 @@ from ..errors import BadInput
 from .fast_forward import fastest_forward
 from .images import DIGIT_DECODE_SIDE, load_image
 from .modelfile import ModelInfo, build_model, load_model_file
-from .preprocess import eval_transform, image_to_uint8_tensor
+from .preprocess import create_transform, image_to_uint8_tensor
 
 
 class Classifier:
@@ -22,7 +22,7 @@ class Classifier:
         self.classes: list[str] = list(meta.classes)
         self.model = model.eval().to(memory_format=torch.channels_last)  # about 2x faster convolutions on CPU
         self.forward = fastest_forward(self.model, meta.in_chans, meta.img_size)  # ONNX Runtime when it answers alike
-        self.transform = eval_transform(meta)
+        self.transform = create_transform(meta)
 
     @classmethod
     def from_file(cls, path: str | Path) -> "Classifier":

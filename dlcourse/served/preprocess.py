@@ -1,9 +1,13 @@
 """From a decoded image to the tensor a model file's network takes.
 
-One definition serves the classifier and training's validation set, so the app sees every image
-exactly as the validation metrics in the model file were measured.
+One builder, `create_transform`, serves the classifier, training's validation set and (with an `Augment`)
+training's random variations, so the app sees every image exactly as the validation metrics in the model
+file were measured, and training ends in the same sizing, dtype, channels and normalisation.
 """
 from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -12,6 +16,30 @@ from torchvision.transforms import v2
 
 from .images import to_mnist_digit
 from .modelfile import ModelInfo
+
+# Elastic distortion strength is given for a 28-pixel image and scaled with the image size;
+# Simard et al. (2003) used alpha 34 with sigma 4 on MNIST.
+ELASTIC_REFERENCE_SIZE = 28
+ELASTIC_SIGMA = 4.0
+ELASTIC_P = 0.5
+
+
+@dataclass(frozen=True)
+class Augment:
+    """What varies between epochs in training. All values plain, so they can be stored in the model file."""
+
+    crop_scale: tuple[float, float] | None  # RandomResizedCrop area range; None: the evaluation sizing
+    flip: bool  # random horizontal flips
+    rotate: float  # up to this many degrees either way
+    translate: float  # up to this share of the size, each direction
+    zoom: float  # scale by 1 +- zoom
+    shear: float  # up to this many degrees
+    elastic: float  # elastic distortion strength (alpha at 28 px); 0 = off
+
+    def as_dict(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["crop_scale"] = list(self.crop_scale) if self.crop_scale else None
+        return values
 
 
 class MatchChannels(torch.nn.Module):
@@ -53,21 +81,51 @@ class FastaiBatchResize(torch.nn.Module):
         return out if image.dim() == 4 else out[0]
 
 
-def eval_transform(info: ModelInfo) -> v2.Compose:
-    """uint8 tensor (C, H, W) -> normalised float tensor (in_chans, img_size, img_size).
+def create_transform(info: ModelInfo, augment: Augment | None = None) -> v2.Compose:
+    """uint8 tensor (C, H, W) -> normalised float tensor (in_chans, img_size, img_size), as timm's create_transform.
 
+    augment None: evaluation (the app, validation, reports). With an Augment: training, its random steps
+    between the shared sizing (unless it crops at random) and the shared dtype, channels and normalisation.
     train.py's models resize here; fastai's resize methods already ran on the PIL image (`fastai_resize`)."""
     size = info.img_size
-    resize = [v2.Resize(size, antialias=True), v2.CenterCrop(size)] if info.resize == "resize-crop" else []
+    if augment is not None and augment.crop_scale:
+        sizing = [v2.RandomResizedCrop(size, scale=tuple(augment.crop_scale), antialias=True)]
+    elif info.resize == "resize-crop":
+        sizing = [v2.Resize(size, antialias=True), v2.CenterCrop(size)]
+    else:
+        sizing = []
     return v2.Compose(
         [
-            *resize,
+            *sizing,
+            *(_random_variations(augment, size) if augment is not None else []),
             v2.ToDtype(torch.float32, scale=True),
             *([FastaiBatchResize(size)] if info.presize else []),
             MatchChannels(info.in_chans),
             v2.Normalize(info.mean, info.std),
         ]
     )
+
+
+def _random_variations(augment: Augment, size: int) -> list[torch.nn.Module]:
+    """Training's random steps after sizing, on uint8 images: flips, affine moves, elastic distortion."""
+    steps: list[torch.nn.Module] = []
+    if augment.flip:
+        steps.append(v2.RandomHorizontalFlip())
+    if augment.rotate or augment.translate or augment.zoom or augment.shear:
+        steps.append(
+            v2.RandomAffine(
+                degrees=augment.rotate,
+                translate=(augment.translate, augment.translate) if augment.translate else None,
+                scale=(1 - augment.zoom, 1 + augment.zoom) if augment.zoom else None,
+                shear=augment.shear or None,
+                interpolation=v2.InterpolationMode.BILINEAR,
+            )
+        )
+    if augment.elastic:
+        ratio = size / ELASTIC_REFERENCE_SIZE
+        elastic = v2.ElasticTransform(alpha=augment.elastic * ratio, sigma=ELASTIC_SIGMA * ratio)
+        steps.append(v2.RandomApply([elastic], p=ELASTIC_P))
+    return steps
 
 
 def image_to_uint8_tensor(image: Image.Image, info: ModelInfo) -> torch.Tensor:

@@ -2,7 +2,8 @@
 
 - `data`: where labelled images come from (ImageFolder layout, file names + regex, MNIST IDX files)
   and how they split into training and validation sets.
-- `transforms`: the training augmentations (validation uses `dlcourse.served.preprocess.eval_transform`).
+- `transforms`: the default augmentations for photos and digits (`dlcourse.served.preprocess.create_transform`
+  builds training's and validation's pipelines from one description).
 - `distributed`: one process or several under `torchrun` (DDP); who prints and writes.
 - `learner`: the model, freeze/unfreeze, AdamW + one-cycle, AMP, the epoch table, evaluation.
 - `evaluate`: accuracy of a saved model file on a data set, the way the app sees images.

@@ -3,7 +3,7 @@
     python -m dlcourse.training.evaluate model/model.pkl --data mnist
 
 The network comes from the file alone (`dlcourse.served.modelfile`), the images go through the file's own
-`eval_transform(meta)`: the same path as validation during training and as the Classify tab.
+`create_transform(meta)`: the same path as validation during training and as the Classify tab.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 
 from ..errors import BadInput
 from ..served.modelfile import ModelInfo, build_model, load_model_file
-from ..served.preprocess import eval_transform
+from ..served.preprocess import create_transform
 
 
 @torch.inference_mode()
@@ -45,8 +45,8 @@ def outputs(model: nn.Module, batches: Iterable, *, device: torch.device | str =
 
 def predict(model: nn.Module, meta: ModelInfo, dataset, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
     """`outputs` for every item of `dataset` (uint8 CHW images with class indices, e.g. `Data.valid`),
-    through the model file's eval_transform, on the CPU."""
-    return outputs(model, DataLoader(dataset.with_transform(eval_transform(meta)), batch_size=batch_size))
+    through the model file's evaluation transform, on the CPU."""
+    return outputs(model, DataLoader(dataset.with_transform(create_transform(meta)), batch_size=batch_size))
 
 
 def metrics(logits: torch.Tensor, targets: torch.Tensor, label_smoothing: float = 0.0) -> dict[str, float]:

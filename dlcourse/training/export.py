@@ -63,7 +63,7 @@ def pick_examples(valid, info: ModelInfo, predict: Callable, per_class: int = EX
 
     `valid` yields (uint8 image, class index) without a transform; `predict(dataset)` -> (logits, targets),
     as `Learner.predict`. Each thumbnail is classified through the app's own preprocessing."""
-    from ..served.preprocess import eval_transform, image_to_uint8_tensor
+    from ..served.preprocess import create_transform, image_to_uint8_tensor
 
     raw = valid.with_transform(None)
     # Classes take turns, so classes past the first `limit` would never get one.
@@ -73,7 +73,7 @@ def pick_examples(valid, info: ModelInfo, predict: Callable, per_class: int = EX
             by_class[target].append(index)
     candidates = [index for indices in by_class.values() for index in indices]
     pictures = [thumbnail(raw[index][0], side) for index in candidates]
-    transform = eval_transform(info)
+    transform = create_transform(info)
     inputs = torch.stack([transform(image_to_uint8_tensor(picture.convert("RGB"), info)) for picture in pictures])
     targets = [raw.targets[index] for index in candidates]
     logits, _ = predict(torch.utils.data.TensorDataset(inputs, torch.tensor(targets)))

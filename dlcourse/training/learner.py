@@ -328,7 +328,7 @@ class Learner:
                 "valid_images": int(count)}
 
     def valid_batches(self) -> DataLoader:
-        """The whole validation set in order, unsharded, as eval_transform prepares it: for reports made
+        """The whole validation set in order, unsharded, as the evaluation transform prepares it: for reports made
         by one process after training (train.py makes them on rank 0)."""
         return self._eval_loader(self.valid_ds)
 
