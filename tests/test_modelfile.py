@@ -8,6 +8,7 @@ import pytest
 import timm
 import torch
 
+from conftest import ROOT
 from dlcourse.served.classifier import Classifier
 from dlcourse.errors import BadInput
 from dlcourse.served.modelfile import ModelInfo, build_model, load_model_file, save_model_file
@@ -41,7 +42,19 @@ def test_round_trip_gives_the_same_network_and_meta(saved, model):
     with torch.inference_mode():
         assert torch.equal(rebuilt(inputs), model(inputs))
     assert not saved.with_name("model.pkl.partial").exists()
-    assert torch.load(saved, weights_only=True)["meta"] == meta.to_dict()  # plain values only
+    record = torch.load(saved, weights_only=True)
+    assert record["meta"] == meta.to_dict()  # plain values only
+    assert list(record) == ["format", "format_version", "meta", "state_dict", "weights_sha256"]
+    assert (record["format"], record["format_version"]) == ("dlcourse-model", 1)
+
+
+def test_files_written_before_the_artifacts_helper_still_load():
+    """model/model.pkl was written by the model file's own save code, before dlcourse.artifacts; the fastai
+    export in tests/data by fastai 2.7."""
+    info, state_dict = load_model_file(ROOT / "model" / "model.pkl")
+    assert info.arch == "resnet10t" and info.classes == [str(d) for d in range(10)] and len(state_dict) == 86
+    info, state_dict = load_model_file(ROOT / "tests" / "data" / "fastai-2.7" / "export.pkl")
+    assert info.origin.startswith("fastai export: vision_learner") and state_dict
 
 
 def test_a_classifier_loads_it(saved):

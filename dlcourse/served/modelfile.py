@@ -1,25 +1,23 @@
 """The one format of model.pkl: weights plus a self-description (`ModelInfo`), safe to open.
 
-A model file is a `torch.save`d dict of plain values and tensors only, so it loads with
-`torch.load(weights_only=True)`: opening it can never run code. `train.py` writes it, the app reads it.
+A model file is one of the project's weights-only artifacts (`dlcourse.artifacts`): its meta is `ModelInfo`,
+its tensors the network's state_dict; opening it can never run code. `train.py` writes it, the app reads it.
 A fastai `learn.export()` file opens too, read by `fastai_export` into the same description without running it.
 """
 from __future__ import annotations
 
-import hashlib
 import math
-import pickle
-import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .. import artifacts
 from ..errors import BadInput, shown
 
-FORMAT = "dlcourse-model"
-FORMAT_VERSION = 1
+FORMAT = artifacts.Format("dlcourse-model", 1, called="a model file",
+                          missing="No model file at {path}. Train one with `python train.py` (see README).")
 PREPROCESSING_KINDS = ("mnist", "photo")
 BODY_KINDS = ("timm", "torchvision", "timm-features")
 HEAD_KINDS = ("timm", "fastai")
@@ -148,45 +146,17 @@ CONTAINERS = {"classes": list, "mean": list, "std": list, "metrics": dict, "head
               "recipe": dict, "augment": dict, "history": list, "versions": dict}
 
 
-def weights_digest(state_dict: dict[str, torch.Tensor]) -> str:
-    """SHA-256 over names, shapes, dtypes and bytes of every tensor, in name order."""
-    digest = hashlib.sha256()
-    for name in sorted(state_dict):
-        tensor = state_dict[name].detach().cpu().contiguous()
-        digest.update(f"{name}|{tuple(tensor.shape)}|{tensor.dtype}|".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
-    return digest.hexdigest()
-
-
 def save_model_file(path: str | Path, state_dict: dict[str, torch.Tensor], info: ModelInfo) -> Path:
     """Write weights and their description (plain values: str, int, float, bool, None, lists, dicts, tensors)."""
     info.check(source=str(path))
-    meta = info.to_dict()
-    _check_plain(meta, "meta")
-    weights = {name: tensor.detach().cpu().clone() for name, tensor in state_dict.items()}
-    record = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "meta": meta,
-        "state_dict": weights,
-        "weights_sha256": weights_digest(weights),
-    }
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    torch.save(record, partial)
-    partial.replace(path)  # never leave a half-written model file behind
-    return path
+    return artifacts.save(path, FORMAT, info.to_dict(), state_dict)
 
 
 def load_model_file(path: str | Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
     """(description, state_dict) of a model file; BadInput for anything that is not one of ours, intact."""
-    path = Path(path)
-    if not path.is_file():
-        raise BadInput(f"No model file at {path}. Train one with `python train.py` (see README).")
     try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError as error:
+        meta, state_dict = artifacts.load(path, FORMAT)
+    except artifacts.RefusedPickle as refused:
         from . import fastai_export  # a fastai learn.export() file: read without unpickling its code
 
         if fastai_export.looks_like_export(path):
@@ -194,22 +164,9 @@ def load_model_file(path: str | Path) -> tuple[ModelInfo, dict[str, torch.Tensor
         raise BadInput(
             f"{path} was refused: it holds Python objects, not just weights, and is neither a model file of "
             "train.py nor a fastai Learner export; loading it could run code. Nothing in it was executed. "
-            f"({_unpickling_reason(error)})"
+            f"({refused.reason})"
         ) from None
-    except Exception as error:  # torch.load on arbitrary bytes raises many kinds (RuntimeError, KeyError, EOFError...)
-        reason = " ".join(str(error).split()[:30]) or type(error).__name__
-        raise BadInput(f"{path} is not a model file that can be read ({reason}).") from None
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise BadInput(f"{path} is not a model file of this project (no '{FORMAT}' marker).")
-    if record.get("format_version") != FORMAT_VERSION:
-        raise BadInput(f"{path} has format version {record.get('format_version')}; this app reads {FORMAT_VERSION}.")
-    meta, state_dict = record.get("meta"), record.get("state_dict")
-    if not isinstance(meta, dict) or not isinstance(state_dict, dict):
-        raise BadInput(f"{path} is damaged: its metadata or weights are missing.")
-    info = ModelInfo.from_dict(meta, source=str(path))
-    if weights_digest(state_dict) != record.get("weights_sha256"):
-        raise BadInput(f"{path} was modified after it was written: its weights do not match their checksum.")
-    return info, state_dict
+    return ModelInfo.from_dict(meta, source=str(path)), state_dict
 
 
 def build_network(info: ModelInfo) -> torch.nn.Module:
@@ -235,27 +192,3 @@ def build_model(info: ModelInfo, state_dict: dict[str, torch.Tensor]) -> torch.n
         detail = " ".join(str(error).split())[:300]
         raise BadInput(f"The weights do not fit the architecture {info.arch!r}: {detail}") from None
     return model.eval()
-
-
-PLAIN_TYPES = (str, int, float, bool, type(None))
-
-
-def _check_plain(value: Any, where: str) -> None:
-    """Refuse to write what `torch.load(weights_only=True)` would refuse to read (e.g. a str subclass)."""
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if type(key) not in PLAIN_TYPES:
-                raise BadInput(f"{where}: the key {key!r} is a {type(key).__name__}, not a plain value.")
-            _check_plain(item, f"{where}[{key!r}]")
-    elif isinstance(value, (list, tuple)) and type(value) in (list, tuple):
-        for i, item in enumerate(value):
-            _check_plain(item, f"{where}[{i}]")
-    elif type(value) is not torch.Tensor and type(value) not in PLAIN_TYPES:
-        raise BadInput(f"{where} is a {type(value).__name__}; a model file holds plain values and tensors only.")
-
-
-def _unpickling_reason(error: Exception) -> str:
-    """What torch's long weights_only message says was refused (e.g. "Unsupported global: GLOBAL os.system")."""
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
-    found = re.search(r"WeightsUnpickler error:\s*(.+?)(?:\.\s|\n|$)", text, re.S)
-    return (found.group(1) if found else text.strip().splitlines()[0] if text.strip() else type(error).__name__)[:200]
