@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from conftest import EXAMPLES_DIR, ROOT
+from dlcourse.artifacts import tensors_digest
 from dlcourse.errors import BadInput, EmptyDrawing
 from dlcourse.served.images import load_image, to_mnist_digit
 from dlcourse.mnist import load_split
@@ -40,11 +41,14 @@ def test_set(mnist_dir):
 
 def test_artifact_loads_without_running_code_and_describes_itself():
     record = torch.load(DEFAULT_PATH, map_location="cpu", weights_only=True)
-    assert record["ideal_digits"].shape == (10, 28, 28) and record["ideal_digits"].dtype == torch.float32
-    assert record["built_by"].startswith("python -m dlcourse.pixels.baseline --mnist-dir ")
-    assert record["training_data"]["images"] == sum(record["training_data"]["per_digit"])
-    assert record["test_data"]["images"] == 10_000
-    assert set(record["accuracy"]) == set(MODES) and all(set(v) == {"L1", "L2"} for v in record["accuracy"].values())
+    assert (record["format"], record["format_version"]) == ("dlcourse-ideal-digits", 2)
+    ideals, info = record["state_dict"]["ideal_digits"], record["meta"]
+    assert ideals.shape == (10, 28, 28) and ideals.dtype == torch.float32
+    assert record["weights_sha256"] == tensors_digest({"ideal_digits": ideals})
+    assert info["built_by"].startswith("python -m dlcourse.pixels.baseline --mnist-dir ")
+    assert info["training_data"]["images"] == sum(info["training_data"]["per_digit"])
+    assert info["test_data"]["images"] == 10_000
+    assert set(info["accuracy"]) == set(MODES) and all(set(v) == {"L1", "L2"} for v in info["accuracy"].values())
 
 
 def test_stored_ideal_digits_equal_the_mean_of_the_training_data(baseline, mnist_dir):
@@ -113,8 +117,30 @@ def test_missing_or_foreign_artifacts_are_refused_with_the_fix(tmp_path):
         PixelBaseline.load(foreign)
     unsafe = tmp_path / "unsafe.pt"
     torch.save({"format": "dlcourse-ideal-digits", "hook": Path("x")}, unsafe)  # a Python object: refused unread
-    with pytest.raises(BadInput, match="refused unread"):
+    with pytest.raises(BadInput, match="refused unread.*Nothing in it was executed.*Rebuild it with `python -m"):
         PixelBaseline.load(unsafe)
+
+
+def test_a_version_1_artifact_is_refused_with_the_command_that_rebuilds_it(tmp_path, baseline):
+    old = tmp_path / "ideal_digits.pt"  # version 1's layout: the ideals and the info side by side, no checksum
+    torch.save({"format": "dlcourse-ideal-digits", "format_version": 1, "ideal_digits": baseline.ideals, **baseline.info}, old)
+    with pytest.raises(BadInput) as refused:
+        PixelBaseline.load(old)
+    assert str(refused.value) == (f"{old} has format version 1; this app reads 2. "
+                                  "Rebuild it with `python -m dlcourse.pixels.baseline --mnist-dir data/mnist`.")
+
+
+def test_changed_or_misshapen_ideals_are_refused(tmp_path, baseline):
+    path = baseline.save(tmp_path / "ideal_digits.pt")
+    record = torch.load(path, weights_only=True)
+    record["state_dict"]["ideal_digits"][3, 14, 14] += 0.01  # one pixel of the ideal 3
+    torch.save(record, path)
+    with pytest.raises(BadInput, match="modified after it was written"):
+        PixelBaseline.load(path)
+    misshapen = PixelBaseline(baseline.ideals, baseline.info)
+    misshapen.ideals = baseline.ideals[:, :20]  # a checksum is no proof of shape: the loader checks that too
+    with pytest.raises(BadInput, match=r"damaged: its ideal digits are not \(10, 28, 28\) float32"):
+        PixelBaseline.load(misshapen.save(path))
 
 
 def test_logic_module_does_not_import_gradio_nor_work_at_import():

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import pickle
 import shlex
 import sys
 from dataclasses import dataclass
@@ -25,14 +24,19 @@ import numpy as np
 import torch
 from PIL import Image
 
+from .. import artifacts
 from ..errors import BadInput, shown
 from ..served.images import MNIST_SIZE, to_mnist_digit
 from ..mnist import SPLITS, find_split, load_split
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "model" / "ideal_digits.pt"
 COMMAND = "python -m dlcourse.pixels.baseline"
-FORMAT = "dlcourse-ideal-digits"
-FORMAT_VERSION = 1
+BUILD = f"{COMMAND} --mnist-dir data/mnist"
+# Version 2: the artifacts' common layout, with a checksum (version 1 kept the ideals and info side by side).
+FORMAT = artifacts.Format("dlcourse-ideal-digits", 2, called="an ideal-digits file",
+                          missing=f"No ideal digits at {{path}}. Build them with `{BUILD}`.",
+                          remedy=f"Rebuild it with `{BUILD}`.")
+TENSOR = "ideal_digits"  # the artifact's one tensor
 DIGITS = tuple(range(10))
 
 # The candidates each mode chooses between. "3 or 7" is the book's baseline exactly.
@@ -177,35 +181,16 @@ class PixelBaseline:
 
     def save(self, path: str | Path = DEFAULT_PATH) -> Path:
         """Write the ideals and their description; loads with torch.load(weights_only=True)."""
-        record = {"format": FORMAT, "format_version": FORMAT_VERSION, "ideal_digits": self.ideals.clone(), **self.info}
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        torch.save(record, partial)
-        partial.replace(path)  # never leave a half-written artifact behind
-        return path
+        return artifacts.save(path, FORMAT, self.info, {TENSOR: self.ideals})
 
     @classmethod
     def load(cls, path: str | Path = DEFAULT_PATH) -> "PixelBaseline":
-        """The ideal digits saved by `save`; BadInput for a missing or foreign file. Runs no code from it."""
-        path = Path(path)
-        if not path.is_file():
-            raise BadInput(f"No ideal digits at {path}. Build them with `{COMMAND} --mnist-dir data/mnist`.")
-        try:
-            record = torch.load(path, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError:
-            raise BadInput(f"{path} was refused unread: it holds Python objects, not just tensors and plain values, "
-                           f"and loading it could run code. Rebuild it with `{COMMAND}`.") from None
-        except Exception as error:  # unpickling refused, truncated zip, not a torch file: all the same to a user
-            raise BadInput(f"{path} is not an ideal-digits file that can be read ({str(error).splitlines()[0]}).") from None
-        if not isinstance(record, dict) or record.get("format") != FORMAT:
-            raise BadInput(f"{path} is not an ideal-digits file of this project (no '{FORMAT}' marker).")
-        if record.get("format_version") != FORMAT_VERSION:
-            raise BadInput(f"{path} has format version {record.get('format_version')}; this app reads {FORMAT_VERSION}.")
-        ideals = record.pop("ideal_digits", None)
-        if not isinstance(ideals, torch.Tensor) or ideals.dtype != torch.float32 or not torch.all((ideals >= 0) & (ideals <= 1)):
-            raise BadInput(f"{path} is damaged: its ideal digits are not float32 values in [0, 1].")
-        info = {key: value for key, value in record.items() if key not in ("format", "format_version")}
+        """The ideal digits saved by `save`; BadInput for a missing, foreign or damaged file. Runs no code from it."""
+        info, tensors = artifacts.load(path, FORMAT)
+        ideals = tensors.get(TENSOR)
+        if (ideals is None or ideals.dtype != torch.float32 or ideals.shape != (10, MNIST_SIZE, MNIST_SIZE)
+                or not torch.all((ideals >= 0) & (ideals <= 1))):
+            raise BadInput(f"{path} is damaged: its ideal digits are not (10, 28, 28) float32 values in [0, 1].")
         return cls(ideals, info)
 
     # -- what the artifact says about itself ---------------------------------------------------------
