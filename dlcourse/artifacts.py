@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .errors import BadInput
+from .errors import BadInput, shown
 
 PLAIN_TYPES = (str, int, float, bool, type(None))
 
@@ -98,7 +98,7 @@ def load(path: str | Path, kind: Format) -> tuple[dict[str, Any], dict[str, torc
     if not isinstance(record, dict) or record.get("format") != kind.marker:
         raise BadInput(f"{path} is not {kind.called} of this project (no '{kind.marker}' marker).")
     if record.get("format_version") != kind.version:
-        raise BadInput(f"{path} has format version {record.get('format_version')}; this app reads {kind.version}. "
+        raise BadInput(f"{path} has format version {shown(record.get('format_version'))}; this app reads {kind.version}. "
                        f"{kind.remedy}".strip())
     meta, tensors = record.get("meta"), record.get("state_dict")
     if not isinstance(meta, dict) or not isinstance(tensors, dict):
