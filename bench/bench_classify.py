@@ -68,16 +68,12 @@ def batch(classifier: Classifier, size: int = 64, rounds: int = 5) -> None:
 
 
 def http(classifier: Classifier, repeats: int) -> None:
-    import gradio as gr
     from gradio_client import Client, handle_file
 
     from support.serving import serving
     from dlcourse.ui import classify
 
-    with gr.Blocks() as demo:
-        classify.build(classifier)
-    demo.queue()
-    with serving(demo) as url:
+    with serving(classify.tab(classifier)) as url:
         client = Client(url, verbose=False)
         file = handle_file(EXAMPLES[0])
         times = timings_ms(lambda: client.predict(file, api_name="/classify"), repeats)

@@ -115,10 +115,7 @@ def in_browser(baseline: PixelBaseline, chromium: str, epochs: int = 20) -> None
             if (m && !window.__stamps.some(s => s[0] === +m[1])) window.__stamps.push([+m[1], performance.now()]);
         }).observe(status, {childList: true, subtree: true, characterData: true});
     }"""
-    with gr.Blocks() as demo:
-        learn_ui.build(baseline)
-    demo.queue()
-    with serving(demo) as url, sync_playwright() as pw:
+    with serving(learn_ui.section(baseline)) as url, sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=["--headless", "--no-sandbox"])
         page = browser.new_page(viewport={"width": 1280, "height": 1000})
         page.goto(url)

@@ -65,16 +65,12 @@ def whole_test_set(baseline: PixelBaseline, rounds: int) -> None:
 
 
 def http(baseline: PixelBaseline, repeats: int) -> None:
-    import gradio as gr
     from gradio_client import Client, handle_file
 
     from support.serving import serving
     from dlcourse.ui import pixel_similarity
 
-    with gr.Blocks() as demo:
-        pixel_similarity.build(baseline, None)
-    demo.queue()
-    with serving(demo) as url:
+    with serving(pixel_similarity.tab(baseline, None)) as url:
         client = Client(url, verbose=False)
         file = handle_file(EXAMPLE)
         times = timings_ms(lambda: client.predict(file, "all ten digits", "L2", api_name="/pixel_similarity"), repeats)

@@ -84,14 +84,14 @@ def in_process(repeats: int) -> None:
 
 
 def move_server() -> gr.Blocks:
-    """The slider handler as a public endpoint (in the tab it is a private event), same components out."""
+    """The tab, and its slider handler as a public endpoint (in the tab a private event), same components out."""
+    tab = ui.tab()
     with gr.Blocks() as demo:
         inputs = [gr.Textbox(), gr.Number(), gr.Number(), gr.Number(), gr.Number(), gr.Number(), gr.Number(),
                   gr.Textbox(), gr.Checkbox()]
         outputs = [gr.Plot(), gr.Markdown(), gr.Markdown(), gr.Plot(), gr.Dataframe(), gr.State()]
         gr.Button().click(ui.move, inputs, outputs, api_name="move", queue=False)  # as the tab's slider event
-        ui.build()
-    demo.queue()
+        tab.render()
     return demo
 
 

@@ -23,7 +23,7 @@ from dlcourse.served.images import load_image  # noqa: E402
 from dlcourse.pixels.baseline import PixelBaseline  # noqa: E402
 from dlcourse.ui import pixel_similarity as pixel_tab  # noqa: E402
 from dlcourse.ui.common import Picture  # noqa: E402
-from dlcourse.ui.space import DEFAULT_CONCURRENCY, LAUNCH_OPTIONS, MAX_QUEUE_SIZE, prepare_process  # noqa: E402
+from dlcourse.ui.space import LAUNCH_OPTIONS, prepare_process, queued  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "mnist-test-7.png"
 
@@ -58,8 +58,7 @@ def build_noop_demo() -> gr.Blocks:
                           outputs, api_name="pixel_similarity")
         gr.api(canned(api.fit_quadratic, api.fit_quadratic()), api_name="fit_quadratic")
         gr.api(canned(api.evaluate_quadratic, api.evaluate_quadratic()), api_name="quadratic_loss")
-    demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=MAX_QUEUE_SIZE)
-    return demo
+    return queued(demo)
 
 
 if __name__ == "__main__":

@@ -23,12 +23,14 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def serving(demo: gr.Blocks) -> Iterator[str]:
-    """Launch a Blocks on a free localhost port, as app.py launches the Space; yield its URL; close it afterwards."""
-    from dlcourse.ui.space import LAUNCH_OPTIONS, prepare_process
+    """Launch a Blocks (the Space, or one of its tabs alone) on a free localhost port with the Space's queue,
+    as app.py launches the Space; yield its URL; close it afterwards."""
+    from dlcourse.ui.space import LAUNCH_OPTIONS, prepare_process, queued
 
     prepare_process()  # the process settings app.py serves with (torch threads, Gradio sessions, malloc)
     port = free_port()
-    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True, **LAUNCH_OPTIONS)
+    queued(demo).launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True,
+                        **LAUNCH_OPTIONS)
     try:
         yield f"http://127.0.0.1:{port}/"
     finally:

@@ -7,7 +7,6 @@ import random
 import re
 from pathlib import Path
 
-import gradio as gr
 import pytest
 import torch
 from PIL import Image
@@ -20,7 +19,7 @@ from dlcourse.hub import DEFAULT_MODEL_PATH
 from dlcourse.served.modelfile import load_model_file, save_model_file
 from dlcourse.training.data import ImageArrays
 from dlcourse.training.export import EXAMPLE_SIDE, pick_examples
-from dlcourse.ui import classify as tab
+from dlcourse.ui import classify
 from test_browser import browser, open_page  # noqa: F401 (browser: the fixture)
 from trainkit import FAST, SHAPES, run_train, shape_image
 
@@ -88,15 +87,14 @@ def test_unusable_examples_in_a_model_file_are_left_out(tmp_path):
                      {"image": torch.zeros(1, 4, 4, dtype=torch.uint8), "label": "3"},  # too small to classify
                      {"image": good["image"], "label": "bear"}, "not a dict"]
     save_model_file(tmp_path / "odd.pkl", state_dict, info)
-    (path,) = tab.model_example_files(load_model_file(tmp_path / "odd.pkl")[0])
+    (path,) = classify.model_example_files(load_model_file(tmp_path / "odd.pkl")[0])
     assert re.search(r"/00-3\.png$", path) and (Image.open(path).getpixel((0, 0)) == 200)
 
 
 def galleries(model_file: Path) -> dict[str, int]:
     """{elem_id: number of examples} of the Classify tab built for a model file."""
-    with gr.Blocks() as demo:
-        tab.build(Classifier.from_file(model_file))
-    return {c["props"]["elem_id"]: len(c["props"]["samples"]) for c in demo.config["components"]
+    config = classify.tab(Classifier.from_file(model_file)).config
+    return {c["props"]["elem_id"]: len(c["props"]["samples"]) for c in config["components"]
             if c.get("props", {}).get("elem_id") in ("cls-examples", "cls-model-examples")}
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 
-import gradio as gr
 import httpx
 import numpy as np
 import pytest
@@ -178,10 +177,7 @@ def test_nonsense_is_refused_with_a_clear_message(field, value, message):
 
 @pytest.fixture(scope="module")
 def learn_url(baseline):
-    with gr.Blocks() as demo:
-        ui.build(baseline)
-    demo.queue()
-    with serving(demo) as url:
+    with serving(ui.section(baseline)) as url:
         yield url
 
 

@@ -5,7 +5,6 @@ import io
 import json
 import urllib.request
 
-import gradio as gr
 import pytest
 from PIL import Image
 
@@ -18,9 +17,7 @@ from reportkit import tiny_model_file
 
 def served_components(meta: dict) -> dict[str, dict]:
     """Build the section from `meta`, serve it, and return {elem_id: component config} from /config."""
-    with gr.Blocks() as demo:
-        model_report.build(meta)
-    with serving(demo) as url:
+    with serving(model_report.section(meta)) as url:
         with urllib.request.urlopen(url + "config", timeout=30) as response:
             config = json.load(response)
         components = {

@@ -13,7 +13,7 @@ from conftest import EXAMPLES_DIR, serving
 from dlcourse.served.classifier import Classifier
 from dlcourse.hub import DEFAULT_MODEL_PATH
 from dlcourse.served.modelfile import ModelInfo, save_model_file
-from dlcourse.ui import pixel_similarity as tab
+from dlcourse.ui import pixel_similarity as ui
 from support.serving import sketch_value
 
 DIGITS_META = {
@@ -31,12 +31,6 @@ def tiny_classifier(folder: Path, meta: dict) -> Classifier:
     return Classifier.from_file(save_model_file(folder / "model.pkl", model.state_dict(), ModelInfo.from_dict(meta)))
 
 
-def tab_alone(baseline, classifier) -> gr.Blocks:
-    with gr.Blocks() as demo:
-        tab.build(baseline, classifier)
-    return demo.queue()
-
-
 def by_elem_id(demo: gr.Blocks) -> dict[str, gr.components.Component]:
     return {block.elem_id: block for block in demo.blocks.values() if getattr(block, "elem_id", None)}
 
@@ -52,7 +46,7 @@ def digits_classifier(tmp_path_factory) -> Classifier:
 
 @pytest.fixture(scope="module")
 def demo(baseline, digits_classifier) -> gr.Blocks:
-    return tab_alone(baseline, digits_classifier)
+    return ui.tab(baseline, digits_classifier)
 
 
 @pytest.fixture(scope="module")
@@ -134,9 +128,9 @@ def test_a_drawing_is_compared_and_followed_quietly_while_drawing(demo, tmp_path
     )
     assert label == "7" and source == "sketch" and list(frame["digit"]) == ["7", "3"]
     follow = handler(demo, "follow_drawing")
-    assert follow(sketch_value(tmp_path, drawn=False), "3 or 7", "L2") == (*tab.NOTHING, "sketch")  # cleared: no error
+    assert follow(sketch_value(tmp_path, drawn=False), "3 or 7", "L2") == (*ui.NOTHING, "sketch")  # cleared: no error
     recompare = handler(demo, "recompare")
-    assert recompare(None, None, None, "all ten digits", "L1") == (*tab.NOTHING, None)  # nothing shown yet: no error
+    assert recompare(None, None, None, "all ten digits", "L1") == (*ui.NOTHING, None)  # nothing shown yet: no error
     again = recompare("sketch", sketch_value(tmp_path, drawn=True), None, "all ten digits", "L2")
     assert len(again[2]) == 10 and again[-1] == "sketch"
 
@@ -165,18 +159,18 @@ def test_accuracies_come_from_the_artifact_beside_a_digits_model(demo, baseline)
 
 
 def test_a_photo_model_is_said_not_to_be_a_digits_model(baseline, tmp_path):
-    demo = tab_alone(baseline, tiny_classifier(tmp_path, PHOTO_META))
+    demo = ui.tab(baseline, tiny_classifier(tmp_path, PHOTO_META))
     text = by_elem_id(demo)["pix-classifier-accuracy"].value
     assert "not a digits model" in text and "93" not in text
-    assert "records no accuracy" in tab.classifier_markdown(ModelInfo.from_dict({**DIGITS_META, "metrics": {}}))
+    assert "records no accuracy" in ui.classifier_markdown(ModelInfo.from_dict({**DIGITS_META, "metrics": {}}))
 
 
 def test_examples_are_real_mnist_digits_with_readable_labels():
-    files = tab.example_files()
+    files = ui.example_files()
     assert files and all(Path(f).name.startswith("mnist-") for f in files)
-    assert tab.example_label(str(EXAMPLES_DIR / "mnist-test-3.png")) == "a 3"
-    assert tab.example_label("mnist-baseline-says-9-truly-4.png") == "a 4 the baseline calls 9"
-    assert tab.examples_title(files) == ("Real MNIST test digits; the last 2: a 5 the baseline calls 3, "
+    assert ui.example_label(str(EXAMPLES_DIR / "mnist-test-3.png")) == "a 3"
+    assert ui.example_label("mnist-baseline-says-9-truly-4.png") == "a 4 the baseline calls 9"
+    assert ui.examples_title(files) == ("Real MNIST test digits; the last 2: a 5 the baseline calls 3, "
                                          "a 4 the baseline calls 9")
     assert all("-says-" in Path(f).stem for f in files[-2:])  # the pictures show no names: the title says which
 

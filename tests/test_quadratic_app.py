@@ -17,17 +17,9 @@ from dlcourse.quadratic import fit as q
 from dlcourse.ui import quadratic as ui
 
 
-def build_tab() -> gr.Blocks:
-    with gr.Blocks() as demo:
-        with gr.Tab("Fit a quadratic", id="quadratic"):
-            ui.build()
-    demo.queue()
-    return demo
-
-
 @pytest.fixture(scope="module")
 def quad_url():
-    with serving(build_tab()) as url:
+    with serving(ui.tab()) as url:
         yield url
 
 

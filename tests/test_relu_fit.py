@@ -179,10 +179,7 @@ def test_landscape_handler_draws_contours_for_each_pair():
 
 @pytest.fixture(scope="module")
 def quad_url():
-    with gr.Blocks() as demo:
-        ui.build()
-    demo.queue()
-    with serving(demo) as url:
+    with serving(ui.tab()) as url:
         yield url
 
 

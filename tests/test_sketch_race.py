@@ -15,16 +15,16 @@ import gradio as gr
 import pytest
 from playwright.sync_api import expect
 from test_browser import A_SEVEN, browser, draw, label, no_error_shown, open_tab, page  # noqa: F401
-from test_pixel_similarity_ui import handler, tab_alone
+from test_pixel_similarity_ui import handler
 
-from dlcourse.ui.pixel_similarity import DRAWING_WAIT_S
+from dlcourse.ui import pixel_similarity as ui
 from support.serving import sketch_value
 
 EMPTY = {"background": None, "layers": [], "composite": None}  # what the click can be handed
 
 
 def test_a_click_handed_an_empty_sketch_takes_the_drawing_of_the_change_event(baseline, classifier, tmp_path):
-    demo = tab_alone(baseline, classifier)
+    demo = ui.tab(baseline, classifier)
     compare, follow = handler(demo, "compare_drawing"), handler(demo, "follow_drawing")
     visitor = gr.Request(session_hash="visitor")
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -32,14 +32,14 @@ def test_a_click_handed_an_empty_sketch_takes_the_drawing_of_the_change_event(ba
         time.sleep(0.3)
         assert not clicked.done()  # waiting for the drawing, not saying the sketchpad is empty
         follow(sketch_value(tmp_path, drawn=True), "3 or 7", "L2", visitor)  # the change event, with the drawing
-        prediction, *_, source = clicked.result(timeout=DRAWING_WAIT_S + 5)
+        prediction, *_, source = clicked.result(timeout=ui.DRAWING_WAIT_S + 5)
     assert prediction == "7" and source == "sketch"
 
     # another visitor's click does not get this visitor's drawing, and a truly empty sketchpad is still empty
     started = time.monotonic()
     with pytest.raises(gr.Error, match="sketchpad is empty"):
         compare(EMPTY, "3 or 7", "L2", gr.Request(session_hash="someone else"))
-    assert time.monotonic() - started < DRAWING_WAIT_S + 1
+    assert time.monotonic() - started < ui.DRAWING_WAIT_S + 1
     follow(sketch_value(tmp_path, drawn=False), "3 or 7", "L2", visitor)  # the visitor clears the canvas
     with pytest.raises(gr.Error, match="empty"):
         compare(EMPTY, "3 or 7", "L2", visitor)
@@ -53,5 +53,5 @@ def test_compare_drawing_pressed_right_after_the_last_stroke_compares_the_drawin
         draw(page, "pix-sketch", A_SEVEN)
         page.locator("#pix-sketch-run").click()  # at once: no waiting for the live answer
         expect(label(page, "pix-prediction")).to_have_text("7")
-        page.wait_for_timeout(DRAWING_WAIT_S * 1000 + 500)  # an error toast from the click would have come by now
+        page.wait_for_timeout(ui.DRAWING_WAIT_S * 1000 + 500)  # an error toast from the click would have come by now
         no_error_shown(page)

@@ -80,7 +80,8 @@ def usable_example(example: Any, meta: ModelInfo) -> bool:
             and example.get("label") in meta.classes)
 
 
-def build(classifier: Classifier) -> None:
+def tab(classifier: Classifier) -> gr.Blocks:
+    """The tab's components and wiring, a Blocks of its own: space.py renders it; it can also be served alone."""
     meta = classifier.meta
     is_digits = meta.preprocessing == "mnist"
 
@@ -110,42 +111,45 @@ def build(classifier: Classifier) -> None:
         """
         return classify_files(classifier, list(images or []), top_k=TOP_K)
 
-    gr.Markdown(heading_markdown(meta), elem_id="cls-heading")
-    with gr.Row():
-        with gr.Column():
-            with gr.Tab("Image"):
-                image = ImageFile(
-                    label="Image", type="filepath", sources=["upload", "webcam", "clipboard"],
-                    height=320, elem_id="cls-image",
-                )
-                run = gr.Button("Classify", variant="primary", elem_id="cls-run")
-            with gr.Tab("Draw", visible=is_digits):
-                sketch = digit_sketchpad(elem_id="cls-sketch")
-                run_sketch = gr.Button("Classify drawing", variant="primary", elem_id="cls-sketch-run")
-        with gr.Column():
-            label = gr.Label(label="Prediction", num_top_classes=TOP_K, elem_id="cls-label")
-            gr.Markdown(model_card_markdown(meta), elem_id="cls-model-info")
-    examples_area = gr.Column()
-    model_report.build(meta)
-    with gr.Accordion("Many images at once", open=False):
-        files = ImageFiles(label="Images", file_count="multiple", elem_id="cls-batch-files")
-        run_batch = gr.Button("Classify all", elem_id="cls-batch-run")
-        batch_results = gr.JSON(label="One result per image", elem_id="cls-batch-results")
+    report = model_report.section(meta)  # a Blocks is built outside any other, then rendered in its place
+    with gr.Blocks(title="Classify") as blocks:
+        gr.Markdown(heading_markdown(meta), elem_id="cls-heading")
+        with gr.Row():
+            with gr.Column():
+                with gr.Tab("Image"):
+                    image = ImageFile(
+                        label="Image", type="filepath", sources=["upload", "webcam", "clipboard"],
+                        height=320, elem_id="cls-image",
+                    )
+                    run = gr.Button("Classify", variant="primary", elem_id="cls-run")
+                with gr.Tab("Draw", visible=is_digits):
+                    sketch = digit_sketchpad(elem_id="cls-sketch")
+                    run_sketch = gr.Button("Classify drawing", variant="primary", elem_id="cls-sketch-run")
+            with gr.Column():
+                label = gr.Label(label="Prediction", num_top_classes=TOP_K, elem_id="cls-label")
+                gr.Markdown(model_card_markdown(meta), elem_id="cls-model-info")
+        examples_area = gr.Column()
+        report.render()
+        with gr.Accordion("Many images at once", open=False):
+            files = ImageFiles(label="Images", file_count="multiple", elem_id="cls-batch-files")
+            run_batch = gr.Button("Classify all", elem_id="cls-batch-run")
+            batch_results = gr.JSON(label="One result per image", elem_id="cls-batch-results")
 
-    run.click(classify, image, label, api_name="classify")
-    # One batch at a time (up to 64 images each): big batches cannot take both cores from single images.
-    run_batch.click(classify_batch, files, batch_results, api_name="classify_batch", concurrency_limit=1)
-    image.upload(classify, image, label, api_visibility="private")
-    run_sketch.click(classify_drawing, sketch, label, api_visibility="private")
-    # The model's own examples (validation images it gets right); a digits model also shows the repository's
-    # digits (real MNIST test digits and photos of handwriting); other models nothing else.
-    galleries = [(model_example_files(meta), "Validation images this model gets right", "cls-model-examples")]
-    if is_digits:
-        galleries.append((digit_example_files(),
-                          "Real MNIST test digits, and digits re-rendered as photos of handwriting", "cls-examples"))
-    with examples_area:
-        for examples, title, elem_id in galleries:
-            if examples:
-                gallery = gr.Examples(examples=examples, inputs=image, label=title, examples_per_page=24,
-                                      api_visibility="private", elem_id=elem_id)
-                gallery.load_input_event.then(classify, image, label, api_visibility="private")
+        run.click(classify, image, label, api_name="classify")
+        # One batch at a time (up to 64 images each): big batches cannot take both cores from single images.
+        run_batch.click(classify_batch, files, batch_results, api_name="classify_batch", concurrency_limit=1)
+        image.upload(classify, image, label, api_visibility="private")
+        run_sketch.click(classify_drawing, sketch, label, api_visibility="private")
+        # The model's own examples (validation images it gets right); a digits model also shows the repository's
+        # digits (real MNIST test digits and photos of handwriting); other models nothing else.
+        galleries = [(model_example_files(meta), "Validation images this model gets right", "cls-model-examples")]
+        if is_digits:
+            galleries.append((digit_example_files(),
+                              "Real MNIST test digits, and digits re-rendered as photos of handwriting", "cls-examples"))
+        with examples_area:
+            for examples, title, elem_id in galleries:
+                if examples:
+                    gallery = gr.Examples(examples=examples, inputs=image, label=title, examples_per_page=24,
+                                          api_visibility="private", elem_id=elem_id)
+                    gallery.load_input_event.then(classify, image, label, api_visibility="private")
+    return blocks

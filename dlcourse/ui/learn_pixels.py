@@ -87,8 +87,8 @@ def _view(training: lp.Training, baseline: float, last_epoch: int, notes: list[s
     )
 
 
-def build(baseline: PixelBaseline) -> None:
-    """The section's components and wiring, inside the current Blocks/Tab context."""
+def section(baseline: PixelBaseline) -> gr.Blocks:
+    """The section's components and wiring, a Blocks of its own: the Pixel similarity tab renders it."""
     data = lp.data_for(baseline)
     reference = lp.baseline_accuracy(baseline)
     train_images = len(data.train_x)
@@ -153,49 +153,51 @@ def build(baseline: PixelBaseline) -> None:
     def train_one_epoch(*args):
         yield from train_epochs(*args, count=1)
 
-    gr.Markdown(INTRO)
-    first = lp.Training.start(data, lp.settings(train_images=train_images))
-    state = gr.State(None)
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=2, min_width=320):
-            model = gr.Radio(list(lp.MODEL_NAMES), value="linear", label="Model", elem_id="learn-model")
-            with gr.Row():
-                lr = gr.Number(1.0, label="learning rate", elem_id="learn-lr", min_width=90)
-                batch_size = gr.Number(256, precision=0, label="batch size", elem_id="learn-batch", min_width=90)
-                seed = gr.Number(42, precision=0, label="seed", elem_id="learn-seed", min_width=80)
-            epochs = gr.Slider(1, UI_MAX_EPOCHS, value=20, step=1, label="N (epochs per run)", elem_id="learn-epochs")
-            book_start = gr.Checkbox(False, label="the book's first try: weights with std 1, batches unshuffled",
-                                     elem_id="learn-book-start")
-            with gr.Row():
-                epoch_btn = gr.Button("Train an epoch", elem_id="learn-epoch")
-                run_btn = gr.Button("Train N epochs", variant="primary", elem_id="learn-run")
-            with gr.Row():
-                batch_btn = gr.Button("Step one batch", elem_id="learn-batch-step")
-                reset_btn = gr.Button("Reset", elem_id="learn-reset")
-            status = gr.Markdown(lp.status(first, reference), elem_id="learn-status")
-            picture = Picture(lp.layer_picture(first), label="first layer: red pushes towards 3, blue towards 7", type="pil",
-                              format="png", image_mode=None, interactive=False, height=260, buttons=["download"],
-                              elem_id="learn-weights")
-        with gr.Column(scale=3, min_width=380):
-            accuracy = gr.LinePlot(_accuracy_frame(first, reference, 20), x="epoch", y="accuracy", color="series", x_lim=[0, 20],
-                                   color_map={"validation accuracy": "#d62728",
-                                              "baseline (pixel similarity)": "#7f7f7f"},
-                                   label=f"validation accuracy per epoch (grey: the baseline's {reference:.2%})", height=250, elem_id="learn-accuracy")
-            loss = gr.LinePlot(_loss_frame(first), x="epoch", y="loss", label="training loss (mnist_loss) per batch",
-                               height=200, elem_id="learn-loss")
-    with gr.Accordion("Why a loss, not accuracy? Why the sigmoid?", open=False):
-        gr.Markdown(EXPLAIN, elem_id="learn-explanations")
+    with gr.Blocks(title="Now let it learn") as blocks:
+        gr.Markdown(INTRO)
+        first = lp.Training.start(data, lp.settings(train_images=train_images))
+        state = gr.State(None)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=320):
+                model = gr.Radio(list(lp.MODEL_NAMES), value="linear", label="Model", elem_id="learn-model")
+                with gr.Row():
+                    lr = gr.Number(1.0, label="learning rate", elem_id="learn-lr", min_width=90)
+                    batch_size = gr.Number(256, precision=0, label="batch size", elem_id="learn-batch", min_width=90)
+                    seed = gr.Number(42, precision=0, label="seed", elem_id="learn-seed", min_width=80)
+                epochs = gr.Slider(1, UI_MAX_EPOCHS, value=20, step=1, label="N (epochs per run)", elem_id="learn-epochs")
+                book_start = gr.Checkbox(False, label="the book's first try: weights with std 1, batches unshuffled",
+                                         elem_id="learn-book-start")
+                with gr.Row():
+                    epoch_btn = gr.Button("Train an epoch", elem_id="learn-epoch")
+                    run_btn = gr.Button("Train N epochs", variant="primary", elem_id="learn-run")
+                with gr.Row():
+                    batch_btn = gr.Button("Step one batch", elem_id="learn-batch-step")
+                    reset_btn = gr.Button("Reset", elem_id="learn-reset")
+                status = gr.Markdown(lp.status(first, reference), elem_id="learn-status")
+                picture = Picture(lp.layer_picture(first), label="first layer: red pushes towards 3, blue towards 7", type="pil",
+                                  format="png", image_mode=None, interactive=False, height=260, buttons=["download"],
+                                  elem_id="learn-weights")
+            with gr.Column(scale=3, min_width=380):
+                accuracy = gr.LinePlot(_accuracy_frame(first, reference, 20), x="epoch", y="accuracy", color="series", x_lim=[0, 20],
+                                       color_map={"validation accuracy": "#d62728",
+                                                  "baseline (pixel similarity)": "#7f7f7f"},
+                                       label=f"validation accuracy per epoch (grey: the baseline's {reference:.2%})", height=250, elem_id="learn-accuracy")
+                loss = gr.LinePlot(_loss_frame(first), x="epoch", y="loss", label="training loss (mnist_loss) per batch",
+                                   height=200, elem_id="learn-loss")
+        with gr.Accordion("Why a loss, not accuracy? Why the sigmoid?", open=False):
+            gr.Markdown(EXPLAIN, elem_id="learn-explanations")
 
-    settings = [model, lr, batch_size, seed, book_start, epochs]
-    outputs = [accuracy, loss, picture, status, state]
-    private = {"api_visibility": "private", "show_progress": "hidden"}
-    run_event = run_btn.click(train_epochs, [*settings, state], outputs, **private)
-    # one training per visitor at a time: a click on another button stops an animated run first
-    epoch_event = epoch_btn.click(train_one_epoch, [*settings, state], outputs, cancels=[run_event], **private)
-    batch_event = batch_btn.click(step_batch, [*settings, state], outputs, cancels=[run_event], **private)
-    running = [run_event, epoch_event, batch_event]
-    reset_btn.click(reset, settings, outputs, cancels=running, **private)
-    gr.on([model.input, seed.input, batch_size.input, book_start.input], reset, settings, outputs,
-          cancels=running, trigger_mode="always_last", **private)
+        settings = [model, lr, batch_size, seed, book_start, epochs]
+        outputs = [accuracy, loss, picture, status, state]
+        private = {"api_visibility": "private", "show_progress": "hidden"}
+        run_event = run_btn.click(train_epochs, [*settings, state], outputs, **private)
+        # one training per visitor at a time: a click on another button stops an animated run first
+        epoch_event = epoch_btn.click(train_one_epoch, [*settings, state], outputs, cancels=[run_event], **private)
+        batch_event = batch_btn.click(step_batch, [*settings, state], outputs, cancels=[run_event], **private)
+        running = [run_event, epoch_event, batch_event]
+        reset_btn.click(reset, settings, outputs, cancels=running, **private)
+        gr.on([model.input, seed.input, batch_size.input, book_start.input], reset, settings, outputs,
+              cancels=running, trigger_mode="always_last", **private)
 
-    gr.api(shows_errors(learn_pixels), api_name="learn_pixels")
+        gr.api(shows_errors(learn_pixels), api_name="learn_pixels")
+    return blocks

@@ -182,8 +182,10 @@ class LiveDrawings:
         return {"composite": composite} if composite else sketch
 
 
-def build(baseline: PixelBaseline, classifier: Any) -> None:
-    """The tab's components and wiring; `classifier` is the Classify tab's (only its `meta` is read)."""
+def tab(baseline: PixelBaseline, classifier: Any) -> gr.Blocks:
+    """The tab's components and wiring, a Blocks of its own: space.py renders it; it can also be served alone.
+
+    `classifier` is the Classify tab's (only its `meta` is read)."""
 
     @shows_errors
     def pixel_similarity(image: str | None, mode: str, distance: str):
@@ -234,75 +236,78 @@ def build(baseline: PixelBaseline, classifier: Any) -> None:
         except BadInput:
             return (*NOTHING, source)
 
-    gr.Markdown(INTRO)
-    source = gr.State(None)  # which input the shown result came from: "sketch" or "image"
-    with gr.Row():
-        with gr.Column():
-            with gr.Row():
-                mode = gr.Radio(list(MODES), value="3 or 7", label="Choose between", elem_id="pix-mode")
-                distance = gr.Radio(DISTANCE_CHOICES, value="L1", label="Distance", elem_id="pix-distance")
-            with gr.Tabs(elem_id="pix-input-tabs") as input_tabs:
-                with gr.Tab("Draw", id="pix-draw-tab"):
-                    sketch = digit_sketchpad(elem_id="pix-sketch")
-                    run_sketch = gr.Button("Compare drawing", variant="primary", elem_id="pix-sketch-run")
-                with gr.Tab("Image", id="pix-image-tab"):
-                    image = ImageFile(
-                        label="Image of a digit", type="filepath", sources=["upload", "clipboard"], height=280,
-                        elem_id="pix-upload",
-                    )
-                    run = gr.Button("Compare image", variant="primary", elem_id="pix-run")
-            examples_column = gr.Column()
-        with gr.Column():
-            prediction = gr.Label(label="Closest ideal digit", elem_id="pix-prediction")
-            summary = gr.Markdown(label="Summary", elem_id="pix-summary")
-            bars = gr.BarPlot(
-                x="digit", y="distance", sort="y", y_lim=[0, None], label="Distance to each ideal, closest first",
-                x_title="ideal digit", height=220, elem_id="pix-distances",
-            )
-            with gr.Row():
-                picture = dict(type="pil", format="png", image_mode=None, interactive=False, height=240, buttons=["download"])
-                seen = Picture(label="Your digit, 28x28", elem_id="pix-seen", **picture)
-                ideal = Picture(label="Closest ideal", elem_id="pix-ideal", **picture)
-                heatmap = Picture(label="Difference", elem_id="pix-heatmap", **picture)
-            gr.Markdown(HEATMAP_LEGEND, elem_id="pix-heatmap-legend")
+    learning = learn_pixels.section(baseline)  # a Blocks is built outside any other, then rendered in its place
+    with gr.Blocks(title="Pixel similarity") as blocks:
+        gr.Markdown(INTRO)
+        source = gr.State(None)  # which input the shown result came from: "sketch" or "image"
+        with gr.Row():
+            with gr.Column():
+                with gr.Row():
+                    mode = gr.Radio(list(MODES), value="3 or 7", label="Choose between", elem_id="pix-mode")
+                    distance = gr.Radio(DISTANCE_CHOICES, value="L1", label="Distance", elem_id="pix-distance")
+                with gr.Tabs(elem_id="pix-input-tabs") as input_tabs:
+                    with gr.Tab("Draw", id="pix-draw-tab"):
+                        sketch = digit_sketchpad(elem_id="pix-sketch")
+                        run_sketch = gr.Button("Compare drawing", variant="primary", elem_id="pix-sketch-run")
+                    with gr.Tab("Image", id="pix-image-tab"):
+                        image = ImageFile(
+                            label="Image of a digit", type="filepath", sources=["upload", "clipboard"], height=280,
+                            elem_id="pix-upload",
+                        )
+                        run = gr.Button("Compare image", variant="primary", elem_id="pix-run")
+                examples_column = gr.Column()
+            with gr.Column():
+                prediction = gr.Label(label="Closest ideal digit", elem_id="pix-prediction")
+                summary = gr.Markdown(label="Summary", elem_id="pix-summary")
+                bars = gr.BarPlot(
+                    x="digit", y="distance", sort="y", y_lim=[0, None], label="Distance to each ideal, closest first",
+                    x_title="ideal digit", height=220, elem_id="pix-distances",
+                )
+                with gr.Row():
+                    picture = dict(type="pil", format="png", image_mode=None, interactive=False, height=240, buttons=["download"])
+                    seen = Picture(label="Your digit, 28x28", elem_id="pix-seen", **picture)
+                    ideal = Picture(label="Closest ideal", elem_id="pix-ideal", **picture)
+                    heatmap = Picture(label="Difference", elem_id="pix-heatmap", **picture)
+                gr.Markdown(HEATMAP_LEGEND, elem_id="pix-heatmap-legend")
 
-    gr.Markdown("### The ten ideal digits")
-    gr.Gallery(
-        value=[(digit_picture(baseline.ideals[digit], 4), f"ideal {digit}") for digit in range(10)],
-        columns=10, height=130, allow_preview=False, object_fit="contain", format="png", show_label=False, elem_id="pix-ideals",
-    )
-    gr.Markdown("### How good is it?")
-    gr.Markdown(accuracy_markdown(baseline), elem_id="pix-accuracy")
-    gr.Markdown(classifier_markdown(getattr(classifier, "meta", None)), elem_id="pix-classifier-accuracy")
-    with gr.Accordion("How it works", open=False):
-        gr.Markdown(EXPLANATIONS, elem_id="pix-explanations")
-    learn_pixels.build(baseline)
+        gr.Markdown("### The ten ideal digits")
+        gr.Gallery(
+            value=[(digit_picture(baseline.ideals[digit], 4), f"ideal {digit}") for digit in range(10)],
+            columns=10, height=130, allow_preview=False, object_fit="contain", format="png", show_label=False, elem_id="pix-ideals",
+        )
+        gr.Markdown("### How good is it?")
+        gr.Markdown(accuracy_markdown(baseline), elem_id="pix-accuracy")
+        gr.Markdown(classifier_markdown(getattr(classifier, "meta", None)), elem_id="pix-classifier-accuracy")
+        with gr.Accordion("How it works", open=False):
+            gr.Markdown(EXPLANATIONS, elem_id="pix-explanations")
+        learning.render()
 
-    shown = [prediction, summary, bars, seen, ideal, heatmap]
-    outputs = [*shown, source]
+        shown = [prediction, summary, bars, seen, ideal, heatmap]
+        outputs = [*shown, source]
 
-    def compare_image_on(event: Any, **api: Any) -> Any:
-        """The public comparison of an image, then (privately) the note of where the answer came from.
-        The State is not an output of the endpoint itself: Gradio 6.31's MCP server, called without a
-        progress token, drops a State output by position and answers "pop index out of range"."""
-        compared = event(pixel_similarity, [image, mode, distance], shown, **api)
-        return compared.success(lambda: "image", None, source, api_visibility="private", queue=False,
-                                show_progress="hidden")
+        def compare_image_on(event: Any, **api: Any) -> Any:
+            """The public comparison of an image, then (privately) the note of where the answer came from.
+            The State is not an output of the endpoint itself: Gradio 6.31's MCP server, called without a
+            progress token, drops a State output by position and answers "pop index out of range"."""
+            compared = event(pixel_similarity, [image, mode, distance], shown, **api)
+            return compared.success(lambda: "image", None, source, api_visibility="private", queue=False,
+                                    show_progress="hidden")
 
-    compare_image_on(run.click, api_name="pixel_similarity")
-    compare_image_on(image.upload, api_visibility="private")
-    run_sketch.click(compare_drawing, [sketch, mode, distance], outputs, api_visibility="private")
-    sketch.change(follow_drawing, [sketch, mode, distance], outputs, api_visibility="private",
-                  trigger_mode="always_last", show_progress="hidden")
-    gr.on([mode.change, distance.change], recompare, [source, sketch, image, mode, distance], outputs,
-          api_visibility="private", show_progress="hidden")
-    examples = example_files()
-    if examples:
-        with examples_column:
-            gallery = gr.Examples(
-                examples=examples, inputs=image, label=examples_title(examples), examples_per_page=12,
-                api_visibility="private", elem_id="pix-examples",
-            )
-        loaded = gallery.load_input_event.then(lambda: gr.Tabs(selected="pix-image-tab"), None, input_tabs,
-                                               api_visibility="private", show_progress="hidden")
-        compare_image_on(loaded.then, api_visibility="private")
+        compare_image_on(run.click, api_name="pixel_similarity")
+        compare_image_on(image.upload, api_visibility="private")
+        run_sketch.click(compare_drawing, [sketch, mode, distance], outputs, api_visibility="private")
+        sketch.change(follow_drawing, [sketch, mode, distance], outputs, api_visibility="private",
+                      trigger_mode="always_last", show_progress="hidden")
+        gr.on([mode.change, distance.change], recompare, [source, sketch, image, mode, distance], outputs,
+              api_visibility="private", show_progress="hidden")
+        examples = example_files()
+        if examples:
+            with examples_column:
+                gallery = gr.Examples(
+                    examples=examples, inputs=image, label=examples_title(examples), examples_per_page=12,
+                    api_visibility="private", elem_id="pix-examples",
+                )
+            loaded = gallery.load_input_event.then(lambda: gr.Tabs(selected="pix-image-tab"), None, input_tabs,
+                                                   api_visibility="private", show_progress="hidden")
+            compare_image_on(loaded.then, api_visibility="private")
+    return blocks

@@ -212,117 +212,119 @@ def landscape(dataset, noise, points, seed, a, b, c, loss, pair, session):
     return _plot(plots.contour_png(surface, np.array(path), q.least_squares(data), loss.upper()))
 
 
-def build() -> None:
-    """The tab's components and wiring, inside the current Blocks/Tab context."""
+def tab() -> gr.Blocks:
+    """The tab's components and wiring, a Blocks of its own: space.py renders it; it can also be served alone."""
     default = q.DATASETS["lesson"]
-    gr.Markdown(INTRO)
-    session = gr.State(None)
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=2, min_width=340):
-            dataset = gr.Radio([(s.label, key) for key, s in q.DATASETS.items()], value="lesson",
-                               label="Data set", elem_id="quad-dataset")
-            with gr.Row():
-                noise = gr.Slider(0, UI_MAX_NOISE, value=1.0, step=0.1, label="noise (1 = the book's)",
-                                  elem_id="quad-noise", min_width=100)
-                points = gr.Slider(q.POINTS_RANGE[0], UI_MAX_POINTS, value=20, step=1, label="points",
-                                   elem_id="quad-points", min_width=100)
-                seed = gr.Number(42, precision=0, label="seed", elem_id="quad-seed", min_width=80)
-            sliders = [
-                gr.Slider(lo, hi, value=v, step=0.01, label=label, elem_id=f"quad-{name}")
-                for name, label, (lo, hi), v in zip(
-                    "abc", ("a (times x²)", "b (times x)", "c (constant)"), default.param_ranges, default.start)
-            ]
-            loss = gr.Radio([("MAE: mean absolute error", "mae"), ("MSE: mean squared error", "mse")],
-                            value=default.loss, label="Loss", elem_id="quad-loss-choice")
-            gr.Markdown(EXPLAIN_LOSS)
-            with gr.Row():
-                lr_log = gr.Slider(*LR_LOG_RANGE, value=math.log10(default.lr), step=0.1,
-                                   label="learning rate (log₁₀)", elem_id="quad-lr", min_width=160)
-                lr_text = gr.Markdown(f"lr = {default.lr:g}", elem_id="quad-lr-value", min_width=90)
-            with gr.Row():
-                momentum = gr.Slider(*q.MOMENTUM_RANGE, value=0.0, step=0.01, label="momentum (0 = plain SGD)",
-                                     elem_id="quad-momentum", min_width=140)
-                steps = gr.Slider(1, UI_MAX_STEPS, value=10, step=1, label="N (steps per run)",
-                                  elem_id="quad-steps", min_width=140)
-            standardise = gr.Checkbox(False, label="standardise x: fit on (x − mean) / std",
-                                      elem_id="quad-standardise")
-            with gr.Row():
-                step_btn = gr.Button("Step once", elem_id="quad-step")
-                run_btn = gr.Button("Run 10 steps", variant="primary", elem_id="quad-run")  # see RUN_LABEL_JS
-                reset_btn = gr.Button("Reset to the sliders", elem_id="quad-reset")
-            gr.Markdown(EXPLAIN_SGD)
-        with gr.Column(scale=3, min_width=380):
-            data0 = q.make_data()
-            view0 = _view(data0, qs.new_session(data0, default.start, default.loss), False, [])
-            plot = gr.Plot(view0[0], label="data, your curve, least squares", show_label=False,
-                           elem_id="quad-plot")
-            loss_md = gr.Markdown(view0[1], elem_id="quad-loss")
-            status = gr.Markdown(view0[2], elem_id="quad-status")
-            loss_plot = gr.Plot(None, label="loss per step", show_label=False, elem_id="quad-loss-curve")
-            trace = gr.Dataframe(view0[4], label="trace: newest step first (parameters where each step "
-                                 "measured the loss, and its gradient)", interactive=False, max_height=300,
-                                 elem_id="quad-trace")
-    with gr.Row(equal_height=False):
-        with gr.Column(scale=3, min_width=380):
-            with gr.Accordion("Fit with ReLUs", open=True, elem_id="quad-relu-section"):
-                gr.Markdown(EXPLAIN_RELUS)
+    with gr.Blocks(title="Fit a quadratic") as blocks:
+        gr.Markdown(INTRO)
+        session = gr.State(None)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=340):
+                dataset = gr.Radio([(s.label, key) for key, s in q.DATASETS.items()], value="lesson",
+                                   label="Data set", elem_id="quad-dataset")
                 with gr.Row():
-                    relus = gr.Slider(*rf.RELUS_RANGE, value=8, step=1, label="N (ReLUs)", elem_id="quad-relus",
-                                      min_width=140)
-                    relu_steps = gr.Slider(1, UI_MAX_STEPS, value=2000, step=1, label="steps",
-                                           elem_id="quad-relu-steps", min_width=140)
-                relu_btn = gr.Button("Fit with ReLUs", variant="primary", elem_id="quad-relu-fit")
-                relu_text = gr.Markdown(elem_id="quad-relu-status")
-                relu_plot = gr.Plot(None, show_label=False, elem_id="quad-relu-plot")
-                relu_losses = gr.Plot(None, show_label=False, elem_id="quad-relu-losses")
-        with gr.Column(scale=2, min_width=340):
-            with gr.Accordion("The loss as a landscape, with SGD's path", open=True, elem_id="quad-landscape-section"):
-                gr.Markdown(EXPLAIN_LANDSCAPE)
-                pair = gr.Radio(list(q.PAIRS), value="a and b", label="Parameters on the axes",
-                                elem_id="quad-pair")
-                contours = gr.Plot(landscape("lesson", 1.0, 20, 42, *default.start, default.loss, "a and b", None),
-                                   show_label=False, elem_id="quad-contours")
+                    noise = gr.Slider(0, UI_MAX_NOISE, value=1.0, step=0.1, label="noise (1 = the book's)",
+                                      elem_id="quad-noise", min_width=100)
+                    points = gr.Slider(q.POINTS_RANGE[0], UI_MAX_POINTS, value=20, step=1, label="points",
+                                       elem_id="quad-points", min_width=100)
+                    seed = gr.Number(42, precision=0, label="seed", elem_id="quad-seed", min_width=80)
+                sliders = [
+                    gr.Slider(lo, hi, value=v, step=0.01, label=label, elem_id=f"quad-{name}")
+                    for name, label, (lo, hi), v in zip(
+                        "abc", ("a (times x²)", "b (times x)", "c (constant)"), default.param_ranges, default.start)
+                ]
+                loss = gr.Radio([("MAE: mean absolute error", "mae"), ("MSE: mean squared error", "mse")],
+                                value=default.loss, label="Loss", elem_id="quad-loss-choice")
+                gr.Markdown(EXPLAIN_LOSS)
+                with gr.Row():
+                    lr_log = gr.Slider(*LR_LOG_RANGE, value=math.log10(default.lr), step=0.1,
+                                       label="learning rate (log₁₀)", elem_id="quad-lr", min_width=160)
+                    lr_text = gr.Markdown(f"lr = {default.lr:g}", elem_id="quad-lr-value", min_width=90)
+                with gr.Row():
+                    momentum = gr.Slider(*q.MOMENTUM_RANGE, value=0.0, step=0.01, label="momentum (0 = plain SGD)",
+                                         elem_id="quad-momentum", min_width=140)
+                    steps = gr.Slider(1, UI_MAX_STEPS, value=10, step=1, label="N (steps per run)",
+                                      elem_id="quad-steps", min_width=140)
+                standardise = gr.Checkbox(False, label="standardise x: fit on (x − mean) / std",
+                                          elem_id="quad-standardise")
+                with gr.Row():
+                    step_btn = gr.Button("Step once", elem_id="quad-step")
+                    run_btn = gr.Button("Run 10 steps", variant="primary", elem_id="quad-run")  # see RUN_LABEL_JS
+                    reset_btn = gr.Button("Reset to the sliders", elem_id="quad-reset")
+                gr.Markdown(EXPLAIN_SGD)
+            with gr.Column(scale=3, min_width=380):
+                data0 = q.make_data()
+                view0 = _view(data0, qs.new_session(data0, default.start, default.loss), False, [])
+                plot = gr.Plot(view0[0], label="data, your curve, least squares", show_label=False,
+                               elem_id="quad-plot")
+                loss_md = gr.Markdown(view0[1], elem_id="quad-loss")
+                status = gr.Markdown(view0[2], elem_id="quad-status")
+                loss_plot = gr.Plot(None, label="loss per step", show_label=False, elem_id="quad-loss-curve")
+                trace = gr.Dataframe(view0[4], label="trace: newest step first (parameters where each step "
+                                     "measured the loss, and its gradient)", interactive=False, max_height=300,
+                                     elem_id="quad-trace")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=380):
+                with gr.Accordion("Fit with ReLUs", open=True, elem_id="quad-relu-section"):
+                    gr.Markdown(EXPLAIN_RELUS)
+                    with gr.Row():
+                        relus = gr.Slider(*rf.RELUS_RANGE, value=8, step=1, label="N (ReLUs)", elem_id="quad-relus",
+                                          min_width=140)
+                        relu_steps = gr.Slider(1, UI_MAX_STEPS, value=2000, step=1, label="steps",
+                                               elem_id="quad-relu-steps", min_width=140)
+                    relu_btn = gr.Button("Fit with ReLUs", variant="primary", elem_id="quad-relu-fit")
+                    relu_text = gr.Markdown(elem_id="quad-relu-status")
+                    relu_plot = gr.Plot(None, show_label=False, elem_id="quad-relu-plot")
+                    relu_losses = gr.Plot(None, show_label=False, elem_id="quad-relu-losses")
+            with gr.Column(scale=2, min_width=340):
+                with gr.Accordion("The loss as a landscape, with SGD's path", open=True, elem_id="quad-landscape-section"):
+                    gr.Markdown(EXPLAIN_LANDSCAPE)
+                    pair = gr.Radio(list(q.PAIRS), value="a and b", label="Parameters on the axes",
+                                    elem_id="quad-pair")
+                    contours = gr.Plot(landscape("lesson", 1.0, 20, 42, *default.start, default.loss, "a and b", None),
+                                       show_label=False, elem_id="quad-contours")
 
-    data_inputs = [dataset, noise, points, seed, *sliders, loss]
-    view = [plot, loss_md, status, loss_plot, trace, session]
-    private = {"api_visibility": "private", "show_progress": "hidden"}
+        data_inputs = [dataset, noise, points, seed, *sliders, loss]
+        view = [plot, loss_md, status, loss_plot, trace, session]
+        private = {"api_visibility": "private", "show_progress": "hidden"}
 
-    run_inputs = [*data_inputs, lr_log, momentum, steps, standardise, session]
-    run_event = run_btn.click(sgd_steps, run_inputs, [*view, *sliders], **private)
-    step_event = step_btn.click(_step_once, run_inputs, [*view, *sliders], **private)
-    running = [run_event, step_event]
-    landscape_inputs = [*data_inputs, pair, session]
-    for event in running:
-        event.then(landscape, landscape_inputs, contours, **private)
-    pair.change(landscape, landscape_inputs, contours, **private)
-    relu_inputs = [dataset, noise, points, seed, loss, lr_log, momentum, relus, relu_steps]
-    relu_btn.click(fit_with_relus, relu_inputs, [relu_plot, relu_losses, relu_text], **private)
+        run_inputs = [*data_inputs, lr_log, momentum, steps, standardise, session]
+        run_event = run_btn.click(sgd_steps, run_inputs, [*view, *sliders], **private)
+        step_event = step_btn.click(_step_once, run_inputs, [*view, *sliders], **private)
+        running = [run_event, step_event]
+        landscape_inputs = [*data_inputs, pair, session]
+        for event in running:
+            event.then(landscape, landscape_inputs, contours, **private)
+        pair.change(landscape, landscape_inputs, contours, **private)
+        relu_inputs = [dataset, noise, points, seed, loss, lr_log, momentum, relus, relu_steps]
+        relu_btn.click(fit_with_relus, relu_inputs, [relu_plot, relu_losses, relu_text], **private)
 
-    for slider in sliders:
-        # Queued, though the handler is cheap (bench/bench_quadratic.py times it): Gradio shows no message for
-        # an error in an event run with queue=False (a number typed beyond the slider's range only turned the
-        # outputs to "Error"), and the queue bounds how many run at once. always_last: a drag sends its latest
-        # value, not each one.
-        slider.input(move, [*data_inputs, standardise], view, trigger_mode="always_last", cancels=running,
-                     **private)
-    reset_btn.click(move, [*data_inputs, standardise], view, cancels=running, **private).then(
-        landscape, landscape_inputs, contours, **private)
-    dataset.input(preset, dataset, [*sliders, loss, lr_log], cancels=running, **private).then(
-        refresh, [*data_inputs, standardise, session], view, **private).then(
-        landscape, landscape_inputs, contours, **private)
-    for control in (noise, points):  # .change: dragging or typing a number
-        control.change(refresh, [*data_inputs, standardise, session], view, cancels=running,
-                        trigger_mode="always_last", **private)
-    for control in (seed, loss, standardise):  # .input: not when a preset sets them
-        control.input(refresh, [*data_inputs, standardise, session], view, cancels=running,
-                      trigger_mode="always_last", **private)
-    # Pure display tweaks run in the browser: no round trip.
-    lr_log.change(None, lr_log, lr_text, js=LR_TEXT_JS, **private)
-    steps.change(None, steps, run_btn, js=RUN_LABEL_JS, **private)
+        for slider in sliders:
+            # Queued, though the handler is cheap (bench/bench_quadratic.py times it): Gradio shows no message for
+            # an error in an event run with queue=False (a number typed beyond the slider's range only turned the
+            # outputs to "Error"), and the queue bounds how many run at once. always_last: a drag sends its latest
+            # value, not each one.
+            slider.input(move, [*data_inputs, standardise], view, trigger_mode="always_last", cancels=running,
+                         **private)
+        reset_btn.click(move, [*data_inputs, standardise], view, cancels=running, **private).then(
+            landscape, landscape_inputs, contours, **private)
+        dataset.input(preset, dataset, [*sliders, loss, lr_log], cancels=running, **private).then(
+            refresh, [*data_inputs, standardise, session], view, **private).then(
+            landscape, landscape_inputs, contours, **private)
+        for control in (noise, points):  # .change: dragging or typing a number
+            control.change(refresh, [*data_inputs, standardise, session], view, cancels=running,
+                            trigger_mode="always_last", **private)
+        for control in (seed, loss, standardise):  # .input: not when a preset sets them
+            control.input(refresh, [*data_inputs, standardise, session], view, cancels=running,
+                          trigger_mode="always_last", **private)
+        # Pure display tweaks run in the browser: no round trip.
+        lr_log.change(None, lr_log, lr_text, js=LR_TEXT_JS, **private)
+        steps.change(None, steps, run_btn, js=RUN_LABEL_JS, **private)
 
-    gr.api(shows_errors(api.fit_quadratic), api_name="fit_quadratic")
-    gr.api(shows_errors(api.evaluate_quadratic), api_name="quadratic_loss")
-    gr.api(shows_errors(api.fit_relus), api_name="fit_relus")
+        gr.api(shows_errors(api.fit_quadratic), api_name="fit_quadratic")
+        gr.api(shows_errors(api.evaluate_quadratic), api_name="quadratic_loss")
+        gr.api(shows_errors(api.fit_relus), api_name="fit_relus")
+    return blocks
 
 
 def _step_once(*args):

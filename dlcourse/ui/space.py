@@ -56,14 +56,22 @@ def prepare_process() -> None:
         pass  # not glibc: nothing to set
 
 
+def queued(blocks: gr.Blocks) -> gr.Blocks:
+    """`blocks` with the Space's queue (see DEFAULT_CONCURRENCY): the whole Space, or one tab served alone."""
+    return blocks.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=MAX_QUEUE_SIZE)
+
+
 def build_demo(classifier: Classifier, baseline: PixelBaseline) -> gr.Blocks:
+    # Each tab is a Blocks of its own, built before the Space's opens (a Blocks built inside another is not
+    # self-contained) and rendered in its gr.Tab: its components, events, API endpoints and MCP tools.
+    tabs = [
+        ("classify", classify.tab(classifier)),
+        ("quadratic", quadratic.tab()),
+        ("pixels", pixel_similarity.tab(baseline, classifier)),
+    ]
     with gr.Blocks(title=TITLE) as demo:
         gr.Markdown(f"# {TITLE}\n{INTRO}")
-        with gr.Tab("Classify", id="classify"):
-            classify.build(classifier)
-        with gr.Tab("Fit a quadratic", id="quadratic"):
-            quadratic.build()
-        with gr.Tab("Pixel similarity", id="pixels"):
-            pixel_similarity.build(baseline, classifier)
-    demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=MAX_QUEUE_SIZE)
-    return demo
+        for tab_id, tab in tabs:
+            with gr.Tab(tab.title, id=tab_id):
+                tab.render()
+    return queued(demo)
