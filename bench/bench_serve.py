@@ -67,8 +67,11 @@ def serve_timed_app() -> None:
     Classifier.predict_batch = timed(Classifier.predict_batch, times["predict_batch"])
     quadratic_api.fit_quadratic = timed(quadratic_api.fit_quadratic, times["fit_quadratic"])  # before the tab registers it
 
-    def dump(*_) -> None:
-        Path(os.environ[TIMINGS_ENV]).write_text(json.dumps(times))
+    def dump(*_) -> None:  # written whole, then named: the bench reads the file as soon as it exists
+        target = Path(os.environ[TIMINGS_ENV])
+        partial = target.with_name(target.name + ".partial")
+        partial.write_text(json.dumps(times))
+        partial.replace(target)
 
     signal.signal(signal.SIGUSR1, dump)
     sys.argv = [str(ROOT / "app.py")]
