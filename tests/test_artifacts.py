@@ -3,7 +3,6 @@ refusal of anything foreign, outdated, tampered or able to run code, with messag
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import subprocess
 import sys
@@ -13,6 +12,7 @@ import pytest
 import torch
 
 from conftest import ROOT
+from payloads import RunsExec, RunsShell
 from dlcourse import artifacts
 from dlcourse.errors import BadInput
 
@@ -76,7 +76,7 @@ def test_changed_tensors_fail_their_checksum(saved, change):
 def test_wrong_marker_version_and_layout_are_refused_in_one_line(tmp_path, saved):
     record = torch.load(saved, weights_only=True)
     cases = {
-        "plain.pt": ({"weight": torch.zeros(2)}, f"is not a test artifact of this project (no 'test-artifact' marker)."),
+        "plain.pt": ({"weight": torch.zeros(2)}, "is not a test artifact of this project (no 'test-artifact' marker)."),
         "other.pt": (record | {"format": "dlcourse-model"}, "is not a test artifact of this project"),
         "list.pt": ([1, 2], "is not a test artifact of this project"),
         "old.pt": (record | {"format_version": 2}, "has format version 2; this app reads 3. Remake it with `make-it`."),
@@ -149,26 +149,6 @@ def test_a_save_that_fails_half_way_keeps_the_old_file_and_leaves_no_partial(tmp
     assert artifacts.load(path, KIND)[0] == {"new": True} and [p.name for p in tmp_path.iterdir()] == ["thing.pt"]
 
 
-class RunsShell:
-    """Unpickling it runs a shell command creating `marker`."""
-
-    def __init__(self, marker: Path):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
-
-
-class Executes:
-    """Unpickling it calls exec(), which creates `marker`."""
-
-    def __init__(self, marker: Path):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return exec, (f"open({self.marker!r}, 'w').close()",)
-
-
 # Loads each file with an audit hook watching for processes and shells; prints what was refused and why.
 HOSTILE_LOAD = """
 import json, sys
@@ -190,7 +170,7 @@ print(json.dumps({"events": events, "refusals": refusals}))
 def test_a_pickle_that_would_run_code_is_refused_and_nothing_runs(tmp_path):
     shell, executed = tmp_path / "shell-ran", tmp_path / "exec-ran"
     record = {"format": "test-artifact", "format_version": 3, "meta": {"hook": RunsShell(shell)},
-              "state_dict": {"w": Executes(executed)}, "weights_sha256": ""}
+              "state_dict": {"w": RunsExec(executed)}, "weights_sha256": ""}
     files = [tmp_path / "torch-save.pt", *(tmp_path / f"pickle-{protocol}.pt" for protocol in (2, 4, 5))]
     torch.save(record, files[0])
     for path, protocol in zip(files[1:], (2, 4, 5)):

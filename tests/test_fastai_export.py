@@ -23,6 +23,7 @@ import torch
 from gradio_client import Client, handle_file
 
 from conftest import ROOT, free_port
+from payloads import RunsExec, RunsShell
 from dlcourse.served.classifier import Classifier
 from dlcourse.errors import BadInput
 from dlcourse.served.fastai_export import read_export
@@ -160,26 +161,6 @@ def _zip_with(folder: Path, pickle: bytes) -> bytes:
     return path.read_bytes()
 
 
-class RunsCode:
-    """Unpickling it runs a shell command creating `marker`."""
-
-    def __init__(self, marker: Path):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return os.system, (f"touch {self.marker}",)
-
-
-class Executes:
-    """Unpickling it calls exec(), which creates `marker`."""
-
-    def __init__(self, marker: Path):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return exec, (f"open({self.marker!r}, 'w').close()",)
-
-
 def _fake_fastai_learner(**state):
     """An object that pickles as fastai.learner.Learner (fake modules while pickling: fastai is not imported)."""
     fastai, learner_module = types.ModuleType("fastai"), types.ModuleType("fastai.learner")
@@ -192,8 +173,8 @@ def _fake_fastai_learner(**state):
 
 def test_malicious_exports_are_refused_and_provably_never_run(tmp_path):
     markers = {name: tmp_path / f"{name}-ran" for name in ("system", "exec", "model", "loss")}
-    files = {"system.pkl": {"payload": RunsCode(markers["system"])}, "exec.pkl": [Executes(markers["exec"])]}
-    learner, fake_modules = _fake_fastai_learner(model=RunsCode(markers["model"]), loss_func=Executes(markers["loss"]),
+    files = {"system.pkl": {"payload": RunsShell(markers["system"])}, "exec.pkl": [RunsExec(markers["exec"])]}
+    learner, fake_modules = _fake_fastai_learner(model=RunsShell(markers["model"]), loss_func=RunsExec(markers["loss"]),
                                                  dls=None, arch="resnet18")
     saved = {name: sys.modules.get(name) for name in fake_modules}
     sys.modules.update(fake_modules)

@@ -12,7 +12,7 @@ from conftest import ROOT
 from dlcourse.served.classifier import Classifier
 from dlcourse.errors import BadInput
 from dlcourse.served.modelfile import ModelInfo, build_model, load_model_file, save_model_file
-from trainkit import Payload
+from payloads import RunsExec
 
 META = {
     "arch": "test_resnet", "classes": ["a", "b", "c"], "in_chans": 1, "img_size": 28, "mean": [0.5], "std": [0.25],
@@ -66,7 +66,7 @@ def test_a_classifier_loads_it(saved):
 def test_a_pickle_that_would_run_code_is_refused_and_never_run(tmp_path, writer):
     marker = tmp_path / "code-ran"
     path = tmp_path / "evil.pkl"
-    record = {"format": "dlcourse-model", "format_version": 1, "meta": Payload(marker), "state_dict": {}}
+    record = {"format": "dlcourse-model", "format_version": 1, "meta": RunsExec(marker), "state_dict": {}}
     if writer == "torch.save":
         torch.save(record, path)
     else:

@@ -17,7 +17,8 @@ from dlcourse.served.modelfile import load_model_file
 from dlcourse.training.data import load_data
 from dlcourse.training.evaluate import evaluate_model_file
 from dlcourse.training.learner import create_model
-from trainkit import FAST, Payload, ROOT, SHAPES, make_image_folder, make_named_folder, one_line_error, run_train, shape_image
+from payloads import RunsExec
+from trainkit import FAST, ROOT, SHAPES, make_image_folder, make_named_folder, one_line_error, run_train, shape_image
 
 
 @pytest.fixture(scope="module")
@@ -227,7 +228,7 @@ def test_local_weights_file_is_loaded_and_the_head_replaced(tmp_path):
 
 def test_weights_file_that_would_run_code_is_refused(tmp_path):
     marker = tmp_path / "ran"
-    torch.save({"stem.0.weight": Payload(marker)}, tmp_path / "evil.pth")
+    torch.save({"stem.0.weight": RunsExec(marker)}, tmp_path / "evil.pth")
     with pytest.raises(BadInput, match="cannot be loaded"):
         create_model("test_resnet", 3, 3, pretrained=False, weights=str(tmp_path / "evil.pth"))
     assert not marker.exists()

@@ -68,13 +68,3 @@ def one_line_error(run: subprocess.CompletedProcess) -> str:
     errors = [line for line in run.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, run.stderr
     return errors[0]
-
-
-class Payload:
-    """An object whose unpickling calls code: it would create `marker`. Pickled by torch.save or pickle."""
-
-    def __init__(self, marker: Path):
-        self.marker = str(marker)
-
-    def __reduce__(self):
-        return (exec, (f"open({self.marker!r}, 'w').close()",))
