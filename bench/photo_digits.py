@@ -117,7 +117,7 @@ def main() -> int:
         finally:
             stop(server)
 
-    print(f"\n| condition | pictures | read right | accuracy |\n| --- | ---: | ---: | ---: |")
+    print("\n| condition | pictures | read right | accuracy |\n| --- | ---: | ---: | ---: |")
     right_all = 0
     shares = {}
     for condition, items in made.items():

@@ -251,7 +251,6 @@ class Learner:
         return optimizer, torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
 
     def _fit_phase(self, phase: str, epochs: int, lr: float) -> None:
-        r = self.recipe
         net = self.training_network()
         optimizer, scaler = self.optimizer(lr)
         steps = epochs * len(self.train_loader)
