@@ -69,7 +69,7 @@ def test_stage_writes_the_model_file_timm_files_card_and_report(digits):
     assert (config["architecture"], config["num_classes"], config["label_names"]) == ("resnet10t", 10, list("0123456789"))
     assert config["model_args"]["in_chans"] == 1
     cfg = config["pretrained_cfg"]
-    assert (cfg["input_size"], cfg["mean"], cfg["std"]) == ([1, 48, 48], [0.449], [0.226])
+    assert (cfg["input_size"], cfg["mean"], cfg["std"]) == ([1, 32, 32], [0.449], [0.226])
     assert (cfg["interpolation"], cfg["crop_pct"], cfg["crop_mode"]) == ("bilinear", 1.0, "center")
     assert "tag" not in cfg  # timm's name of the ImageNet checkpoint: these weights are not it
     card = (digits / "README.md").read_text()
@@ -83,7 +83,7 @@ def test_timm_loads_the_staged_files_with_the_apps_logits(digits):
     model = timm.create_model(f"local-dir:{digits}", pretrained=True).eval()
     assert model.pretrained_cfg["label_names"] == classifier.classes
     assert timm.data.resolve_data_config({}, model=model) == {
-        "input_size": (1, 48, 48), "interpolation": "bilinear", "mean": [0.449], "std": [0.226], "crop_pct": 1.0,
+        "input_size": (1, 32, 32), "interpolation": "bilinear", "mean": [0.449], "std": [0.226], "crop_pct": 1.0,
         "crop_mode": "center"}
     paths = sorted((ROOT / "examples").glob("*.png"))
     inputs = torch.stack([classifier.to_input(load_image(path)) for path in paths])

@@ -1,8 +1,8 @@
 """The classifier's forward pass on ONNX Runtime, exported in memory from the network the model file built.
 
-On the served digits model (resnet10t, 48 px, one image, one thread) ONNX Runtime took 0.14-0.21x eager
+On the served digits model (resnet10t, 32 px, one image, one thread) ONNX Runtime took 0.14x eager
 PyTorch's time (its per-layer Python and dispatch overhead is most of a small network's time), torch.compile
-0.87-0.97x after a 5-38 s compile, TorchScript (frozen) 1.4-1.6x; for a batch of 64 ONNX Runtime 0.8x
+0.97x after a 5-38 s compile, TorchScript (frozen) 1.8x; for a batch of 64 ONNX Runtime 0.68x
 (`python bench/bench_forward.py`, README "Speed"). The model file stays the one source of truth: the
 graph is exported from its weights at load time and never written anywhere, and it is used only when its
 probabilities match eager PyTorch's within TOLERANCE on a probe batch; otherwise the app keeps eager PyTorch.
