@@ -54,3 +54,36 @@ def test_the_served_space_answers_plain_http_calls_and_deep_links(app_url):
         assert client.predict(handle_file(EXAMPLES_DIR / "mnist-test-7.png"), api_name="/classify")["label"] == "7"
         link = http.get("gradio_api/deep_link", params={"session_hash": client.session_hash})
         assert link.status_code == 200 and link.json(), link.text  # the session's configs, built when read
+
+
+def quadratic_calls(url: str, count: int) -> None:
+    with httpx.Client(base_url=url, timeout=60) as http:
+        for _ in range(count):
+            event = http.post("gradio_api/call/quadratic_loss", json={"data": ["lesson", 1.0, 20, 42, 1.1, 1.1, 1.1, "mae"]}).json()["event_id"]
+            assert "event: complete" in http.get(f"gradio_api/call/quadratic_loss/{event}").text
+
+
+def test_the_space_does_not_rebuild_gradios_monitoring_summary_after_every_event(monkeypatch):
+    """Gradio rebuilds a pandas summary of its last events after each one unless told otherwise (space.py)."""
+    from gradio.queueing import Queue
+
+    from dlcourse.ui import quadratic
+    from support.serving import free_port, serving
+
+    summaries = []
+    real_get_df = Queue._get_df
+    monkeypatch.setattr(Queue, "_get_df", staticmethod(lambda records: summaries.append(len(records)) or real_get_df(records)))
+    with serving(quadratic.tab()) as url:  # as app.py serves
+        quadratic_calls(url, 5)
+        assert httpx.get(url + "monitoring").status_code == 403  # the dashboard it was for is off
+    assert summaries == []
+
+    monkeypatch.delenv("GRADIO_ANALYTICS_CACHE_FREQUENCY")  # Gradio as it comes: a summary after every event
+    port = free_port()
+    demo = quadratic.tab().queue()
+    demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        quadratic_calls(f"http://127.0.0.1:{port}/", 5)
+    finally:
+        demo.close()
+    assert summaries == [1, 2, 3, 4, 5], summaries

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import ctypes
+import os
 
 import gradio as gr
 import torch
@@ -21,7 +22,7 @@ INTRO = (
 # The Gradio queue: how many requests of one event run at once, and how many may wait. A Space has 2 cores
 # and app.py gives each request one torch thread, so 2 of an event at once keep both cores busy; more only
 # interleave on them. bench/load.py (20 clients, 600 mixed requests) measured the same throughput with 1, 2
-# and 4, and its server needs ~25 ms of CPU a request, so 64 waiting requests are a few seconds of work: more
+# and 4, and its server needs ~15-25 ms of CPU a request, so 64 waiting requests are a few seconds of work: more
 # would be a wait no visitor sits through. Per event: classify_batch (up to 64 images) runs one at a time.
 DEFAULT_CONCURRENCY = 2
 MAX_QUEUE_SIZE = 64
@@ -33,7 +34,17 @@ MAX_QUEUE_SIZE = 64
 # mcp_server: every public endpoint is also an MCP tool, at /gradio_api/mcp/ (Streamable HTTP), described by
 # its docstring; an image is passed as a data: URL or a public http(s) URL (local and private ones are refused).
 CSS = "#cls-image img, #pix-upload img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }"
-LAUNCH_OPTIONS = {"show_error": True, "max_file_size": MAX_FILE_BYTES, "css": CSS, "mcp_server": True}
+# enable_monitoring: off, and with it the summary Gradio rebuilds for it after every event (see `queued`).
+LAUNCH_OPTIONS = {"show_error": True, "max_file_size": MAX_FILE_BYTES, "css": CSS, "mcp_server": True,
+                  "enable_monitoring": False}
+# Gradio 6.31 rebuilds its monitoring dashboard's summary after every event, whether or not the dashboard is
+# on: a pandas DataFrame of the last (up to 10,000) events, grouped, with percentiles, in a worker thread
+# beside the next request. That is ~1 ms of CPU a request, ~5 ms once 10,000 requests are kept, and it
+# slows the requests after it: without it raw-HTTP /classify fell from 10.2-10.5 to 9.5-9.8 ms p50, and
+# the no-op app's from 8.2-8.5 to 6.2-6.3 ms (bench/bench_serve.py, README). Gradio reads how many events apart to rebuild it from this variable, once, when the
+# queue is made; with the dashboard off, nothing reads the summary, so it is never rebuilt.
+SUMMARY_EVERY_VARIABLE = "GRADIO_ANALYTICS_CACHE_FREQUENCY"
+SUMMARY_EVERY = str(2**62)
 
 
 def prepare_process() -> None:
@@ -58,6 +69,7 @@ def prepare_process() -> None:
 
 def queued(blocks: gr.Blocks) -> gr.Blocks:
     """`blocks` with the Space's queue (see DEFAULT_CONCURRENCY): the whole Space, or one tab served alone."""
+    os.environ.setdefault(SUMMARY_EVERY_VARIABLE, SUMMARY_EVERY)  # read as the queue is made: see SUMMARY_EVERY
     return blocks.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=MAX_QUEUE_SIZE)
 
 
