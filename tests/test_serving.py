@@ -1,5 +1,6 @@
-"""The serving process's settings: Gradio sessions that build their blocks' configs on demand, and the same
-settings for app.py, the tests' server and the benchmarks' no-op app."""
+"""The serving process's settings: Gradio sessions that build their blocks' configs on demand, no monitoring
+summary rebuilt after every event, and the same settings for app.py, the tests' server and the benchmarks'
+no-op app."""
 from __future__ import annotations
 
 import httpx
@@ -59,7 +60,8 @@ def test_the_served_space_answers_plain_http_calls_and_deep_links(app_url):
 def quadratic_calls(url: str, count: int) -> None:
     with httpx.Client(base_url=url, timeout=60) as http:
         for _ in range(count):
-            event = http.post("gradio_api/call/quadratic_loss", json={"data": ["lesson", 1.0, 20, 42, 1.1, 1.1, 1.1, "mae"]}).json()["event_id"]
+            data = ["lesson", 1.0, 20, 42, 1.1, 1.1, 1.1, "mae"]
+            event = http.post("gradio_api/call/quadratic_loss", json={"data": data}).json()["event_id"]
             assert "event: complete" in http.get(f"gradio_api/call/quadratic_loss/{event}").text
 
 
@@ -72,7 +74,8 @@ def test_the_space_does_not_rebuild_gradios_monitoring_summary_after_every_event
 
     summaries = []
     real_get_df = Queue._get_df
-    monkeypatch.setattr(Queue, "_get_df", staticmethod(lambda records: summaries.append(len(records)) or real_get_df(records)))
+    spy = staticmethod(lambda records: summaries.append(len(records)) or real_get_df(records))  # the real summary
+    monkeypatch.setattr(Queue, "_get_df", spy)
     with serving(quadratic.tab()) as url:  # as app.py serves
         quadratic_calls(url, 5)
         assert httpx.get(url + "monitoring").status_code == 403  # the dashboard it was for is off

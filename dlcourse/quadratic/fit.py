@@ -394,8 +394,9 @@ def sgd(data: Data, start: Sequence[float], settings: SGDSettings, *, velocity: 
     """Run `settings.steps` steps of (full-batch) SGD from `start`, the book's way, with torch autograd.
 
     Each step, as chapter 4 writes it: loss = loss_fn(f(x, params), y); loss.backward(); velocity =
-    momentum velocity + grad; params.data -= lr velocity; params.grad = None. Stops early, as diverged, when the loss stops being a
-    finite number or passes `loss_bound` (by default DIVERGE_FACTOR times the start or flat-line loss).
+    momentum velocity + grad; params.data -= lr velocity; params.grad = None. Stops early, as diverged,
+    when the loss stops being a finite number or passes `loss_bound` (by default DIVERGE_FACTOR times the
+    start or flat-line loss).
     `first_step` numbers the steps in messages (a run that continues an earlier one).
     """
     x_fit, scaler = fit_inputs(data, settings.standardise)
