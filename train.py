@@ -3,7 +3,7 @@
     python train.py --data path/to/images                       # one sub-folder per class, pretrained resnet18
     python train.py --data path/to/images --label-re '^(.+)_\\d+\\.jpg$' --arch convnext_tiny
     python train.py --data path/to/images --csv labels.csv      # fastai's from_csv: file name, label[, is_valid]
-    python train.py --data mnist --arch resnet10t --no-pretrained --img-size 48 --epochs 20 --batch-size 128 --lr 3e-3 --wd 0.05
+    python train.py --data mnist --arch resnet10t --no-pretrained --img-size 32 --epochs 20 --batch-size 128 --lr 3e-3 --wd 0.05
     torchrun --standalone --nproc_per_node 2 train.py --data ...   # DDP: several GPUs (NCCL) or CPU processes (gloo)
     python train.py --data path/to/images --show-batch --lr-find  # look first: a batch, the lr finder; no training
     python train.py --data path/to/images --lr-find valley        # train with the finder's valley suggestion
