@@ -7,6 +7,7 @@ import random
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -110,7 +111,14 @@ def test_a_digits_model_shows_its_own_examples_and_the_repositorys_digits(tmp_pa
     digits = len(list(EXAMPLES_DIR.glob("*.png")))
     info, state_dict = load_model_file(DEFAULT_MODEL_PATH)
     assert [example["label"] for example in info.examples] == [str(d) for d in range(10)] * 2  # train.py's picks
-    assert galleries(DEFAULT_MODEL_PATH) == {"cls-model-examples": 20, "cls-examples": digits}
+    # its first ten picks are the very MNIST test digits of the repository's examples: those show once
+    repeated = [example for example in info.examples
+                if any(np.array_equal(classify.example_pixels(example), np.asarray(Image.open(path)))
+                       for path in EXAMPLES_DIR.glob("mnist-test-*.png"))]
+    assert len(repeated) == 10
+    assert galleries(DEFAULT_MODEL_PATH) == {"cls-model-examples": 10, "cls-examples": digits}
+    shown = classify.model_example_files(info, already_shown=classify.digit_example_files())
+    assert [Path(path).name[3:] for path in shown] == [f"{d}.png" for d in range(10)]  # the other ten, in turn
     info.examples = []
     save_model_file(tmp_path / "bare.pkl", state_dict, info)
     assert galleries(tmp_path / "bare.pkl") == {"cls-examples": digits}  # without its own: the repository's digits

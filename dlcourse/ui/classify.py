@@ -4,9 +4,10 @@ from __future__ import annotations
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import gradio as gr
+import numpy as np
 import torch
 from PIL import Image
 
@@ -57,19 +58,37 @@ def digit_example_files() -> list[str]:
     return sorted(str(path) for path in EXAMPLES_DIR.glob("*.png"))
 
 
-def model_example_files(meta: ModelInfo) -> list[str]:
-    """The served model's own examples (validation images it gets right), written once as PNG files."""
-    own = [example for example in meta.examples if usable_example(example, meta)]
+def model_example_files(meta: ModelInfo, already_shown: Sequence[str] = ()) -> list[str]:
+    """The served model's own examples (validation images it gets right), written once as PNG files, less
+    those with the very pixels of one of the `already_shown` files (the default model picked MNIST test
+    digits that are also the repository's examples)."""
+    shown = {pixels_key(_file_pixels(path)) for path in already_shown}
+    own = [example for example in meta.examples
+           if usable_example(example, meta) and pixels_key(example_pixels(example)) not in shown]
     if not own:
         return []
     folder = Path(tempfile.mkdtemp(prefix="dlcourse-examples-"))
     paths = []
     for n, example in enumerate(own):
         path = folder / f"{n:02d}-{re.sub(r'[^A-Za-z0-9_-]+', '_', str(example['label']))[:40]}.png"
-        pixels = example["image"].permute(1, 2, 0).numpy()
-        Image.fromarray(pixels[:, :, 0] if pixels.shape[2] == 1 else pixels).save(path)
+        Image.fromarray(example_pixels(example)).save(path)
         paths.append(str(path))
     return paths
+
+
+def example_pixels(example: dict) -> np.ndarray:
+    """A model file's example as the (H, W) or (H, W, 3) uint8 array its PNG holds."""
+    pixels = example["image"].permute(1, 2, 0).numpy()
+    return pixels[:, :, 0] if pixels.shape[2] == 1 else pixels
+
+
+def _file_pixels(path: str) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image)
+
+
+def pixels_key(pixels: np.ndarray) -> tuple:
+    return pixels.shape, pixels.dtype.str, pixels.tobytes()
 
 
 def usable_example(example: Any, meta: ModelInfo) -> bool:
@@ -142,10 +161,10 @@ def tab(classifier: Classifier) -> gr.Blocks:
         run_sketch.click(classify_drawing, sketch, label, api_visibility="private")
         # The model's own examples (validation images it gets right); a digits model also shows the repository's
         # digits (real MNIST test digits and photos of handwriting); other models nothing else.
-        galleries = [(model_example_files(meta), "Validation images this model gets right", "cls-model-examples")]
-        if is_digits:
-            galleries.append((digit_example_files(),
-                              "Real MNIST test digits, and digits re-rendered as photos of handwriting", "cls-examples"))
+        digits = digit_example_files() if is_digits else []
+        galleries = [(model_example_files(meta, already_shown=digits), "Validation images this model gets right",
+                      "cls-model-examples"),
+                     (digits, "Real MNIST test digits, and digits re-rendered as photos of handwriting", "cls-examples")]
         with examples_area:
             for examples, title, elem_id in galleries:
                 if examples:
