@@ -39,7 +39,9 @@ def test_bench_prints_loader_step_and_path_figures():
     assert [(row[1], row[2], row[3]) for row in table] == [("off", "channels_last", "no"), ("off", "contiguous", "no")]
     for row in table:
         alone, path = float(row[4]), float(row[5])
-        assert alone > 0 and path > 0 and row[6] == f"{path / alone:.2f}x" and row[7] == "-"
+        # the ratio of the unrounded figures: within rounding of the ratio of the printed ones (0.1 images/s)
+        assert alone > 0 and path > 0 and row[6].endswith("x") and row[7] == "-"
+        assert abs(float(row[6][:-1]) - path / alone) <= 0.005 + 0.05 * (path + alone) / alone**2
 
 
 @pytest.mark.skipif(not os.environ.get("TIMM_TRAIN"), reason="TIMM_TRAIN (timm's train.py from its repository) not set")
