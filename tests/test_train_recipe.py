@@ -7,7 +7,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from dlcourse.served.modelfile import ModelInfo, load_model_file, save_model_file
-from dlcourse.served.preprocess import Augment, FastaiBatchResize, MatchChannels, create_transform
+from dlcourse.served.preprocess import Augment, FastaiBatchResize, NetworkInput, ResizeCrop, create_transform
 from dlcourse.training.data import ImageArrays, random_split
 from dlcourse.training.distributed import start
 from dlcourse.training.learner import Learner, Recipe, create_model, freeze_body, input_config
@@ -73,8 +73,8 @@ def test_training_with_every_random_step_off_is_the_evaluation_transform(name):
 def test_digit_augmentation_keeps_the_frame_and_never_flips():
     transform = create_transform(DIGIT_META, DIGIT_AUGMENT)
     kinds = [type(step) for step in transform.transforms]
-    assert kinds == [v2.Resize, v2.CenterCrop, v2.RandomAffine, v2.RandomApply,  # affine moves, elastic distortion
-                     v2.ToDtype, MatchChannels, v2.Normalize]
+    assert kinds == [ResizeCrop, v2.RandomAffine, v2.RandomApply,  # affine moves, elastic distortion
+                     NetworkInput]
     digit = torch.zeros(1, 28, 28, dtype=torch.uint8)
     digit[0, 6:22, 12:16] = 255  # a "1"
     torch.manual_seed(0)
@@ -92,7 +92,7 @@ def test_photo_augmentation_crops_and_flips_rgb_into_the_model_channels():
     transform = create_transform(meta, PHOTO_AUGMENT)
     kinds = [type(step) for step in transform.transforms]
     assert kinds == [v2.RandomResizedCrop, v2.RandomHorizontalFlip, v2.RandomAffine,  # the crop replaces the sizing
-                     v2.ToDtype, MatchChannels, v2.Normalize]
+                     NetworkInput]
     assert transform(torch.randint(0, 255, (3, 60, 80), dtype=torch.uint8)).shape == (3, 32, 32)
     assert transform(torch.randint(0, 255, (1, 60, 80), dtype=torch.uint8)).shape == (3, 32, 32)
 

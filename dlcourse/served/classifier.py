@@ -61,8 +61,8 @@ class Classifier:
 
     def as_dict(self, probs: torch.Tensor) -> dict[str, float]:
         """{class: probability} for one row of probabilities, most likely first."""
-        order = probs.argsort(descending=True).tolist()
         values = probs.tolist()
+        order = sorted(range(len(values)), key=values.__getitem__, reverse=True)
         return {self.classes[i]: values[i] for i in order}
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torchvision.transforms import v2
+from torchvision.transforms.v2 import functional as F
 
 from .images import to_mnist_digit
 from .modelfile import ModelInfo
@@ -81,6 +82,40 @@ class FastaiBatchResize(torch.nn.Module):
         return out if image.dim() == 4 else out[0]
 
 
+class ResizeCrop(torch.nn.Module):
+    """timm's evaluation sizing: the shorter side resized to `size` (bilinear, antialiased), then the centre
+    `size` x `size` cut out; v2.Resize then v2.CenterCrop, as their kernels (see NetworkInput)."""
+
+    def __init__(self, size: int):
+        super().__init__()
+        self.size = size
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        resized = F.resize_image(image, [self.size], antialias=True)
+        return F.center_crop_image(resized, [self.size, self.size])
+
+
+class NetworkInput(torch.nn.Module):
+    """uint8 image(s) at the model's size -> what the network takes: floats in [0, 1] (v2.ToDtype), fastai's batch
+    resize for presized models, the network's channels, normalised (v2.Normalize).
+
+    Evaluation calls torchvision's kernels directly, not its v2 classes, whose per-call dispatch (flattening the
+    inputs, checking their types) costs more than the kernels on one digit; a served request runs this code
+    cold, where the whole evaluation transform took 0.68 ms in situ (bench/bench_serve.py, README "Speed")."""
+
+    def __init__(self, info: ModelInfo):
+        super().__init__()
+        self.presize = FastaiBatchResize(info.img_size) if info.presize else None
+        self.channels = MatchChannels(info.in_chans)
+        self.mean, self.std = list(info.mean), list(info.std)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor:
+        image = F.to_dtype_image(image, torch.float32, scale=True)
+        if self.presize is not None:
+            image = self.presize(image)
+        return F.normalize_image(self.channels(image), self.mean, self.std)
+
+
 def create_transform(info: ModelInfo, augment: Augment | None = None) -> v2.Compose:
     """uint8 tensor (C, H, W) -> normalised float tensor (in_chans, img_size, img_size), as timm's create_transform.
 
@@ -91,18 +126,11 @@ def create_transform(info: ModelInfo, augment: Augment | None = None) -> v2.Comp
     if augment is not None and augment.crop_scale:
         sizing = [v2.RandomResizedCrop(size, scale=tuple(augment.crop_scale), antialias=True)]
     elif info.resize == "resize-crop":
-        sizing = [v2.Resize(size, antialias=True), v2.CenterCrop(size)]
+        sizing = [ResizeCrop(size)]
     else:
         sizing = []
     return v2.Compose(
-        [
-            *sizing,
-            *(_random_variations(augment, size) if augment is not None else []),
-            v2.ToDtype(torch.float32, scale=True),
-            *([FastaiBatchResize(size)] if info.presize else []),
-            MatchChannels(info.in_chans),
-            v2.Normalize(info.mean, info.std),
-        ]
+        [*sizing, *(_random_variations(augment, size) if augment is not None else []), NetworkInput(info)]
     )
 
 
