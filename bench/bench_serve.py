@@ -9,8 +9,9 @@ then `GET` its event stream to the `complete` event (the image is uploaded once,
 alternate between the two servers, and between endpoints, so drift of the machine's speed hits both alike.
 
 It also times the handlers' own work: `Classifier.predict_batch` and `fit_quadratic` inside the served app's
-requests (the server is started with a timer around each) against the same calls in this plain process, both
-between the requests (interleaved) and back to back at the end; and app.py's memory over its sessions.
+requests (the server is started with a timer around each) against the same calls in this plain process: between
+the requests (interleaved), then with the servers stopped back to back and each after a pause as long as a
+request (what a pause alone costs, with nothing else running); and app.py's memory over its sessions.
 """
 from __future__ import annotations
 
@@ -41,6 +42,7 @@ TIMINGS_ENV = "BENCH_SERVE_TIMINGS"  # where the timed real app writes predict_b
 FIT = {"dataset": "lesson", "noise": 1.0, "points": 20, "seed": 42, "a": 1.1, "b": 1.1, "c": 1.1, "loss": "mse",
        "lr": 0.01, "momentum": 0.0, "steps": 100, "standardise": False}  # fit_quadratic's defaults: 100 SGD steps
 TARGETS = {"classify": 1.3, "pixel_similarity": 1.5, "fit_quadratic": 1.5}
+PAUSE_S = 0.01  # about a request's round trip: how long a handler's code and data sit idle between requests
 
 
 def timed(fn, times: list):
@@ -204,9 +206,11 @@ def main(argv: list[str] | None = None) -> int:
         walls, cpus = [w for w, _ in served[name][5:]], [c for _, c in served[name][5:]]  # after the warm-up rounds
         interleaved = statistics.median(plain[name][5:])
         back_to_back = statistics.median(timings_ms(calls[name], 100))
+        after_a_pause = statistics.median(timings_ms(calls[name], 100, pause_s=PAUSE_S))
         print(f"{name} inside the served requests: p50 {statistics.median(walls):.2f} ms (its thread's CPU "
               f"{statistics.median(cpus):.2f} ms) over {len(walls)} calls; the same call in this plain process "
-              f"between the requests {interleaved:.2f} ms, back to back {back_to_back:.2f} ms; ratios "
+              f"between the requests {interleaved:.2f} ms, back to back {back_to_back:.2f} ms, each "
+              f"{PAUSE_S * 1000:.0f} ms after the last (servers stopped) {after_a_pause:.2f} ms; ratios "
               f"{statistics.median(walls) / interleaved:.2f} and {statistics.median(walls) / back_to_back:.2f}"
               + (f" (target {target}x)" if target else ""))
     print(f"app.py's resident memory: {rss_before:.0f} MB after the warm-up, {rss_after:.0f} MB after "
