@@ -99,9 +99,8 @@ class NetworkInput(torch.nn.Module):
     """uint8 image(s) at the model's size -> what the network takes: floats in [0, 1] (v2.ToDtype), fastai's batch
     resize for presized models, the network's channels, normalised (v2.Normalize).
 
-    Evaluation calls torchvision's kernels directly, not its v2 classes, whose per-call dispatch (flattening the
-    inputs, checking their types) costs more than the kernels on one digit; a served request runs this code
-    cold, where the whole evaluation transform took 0.68 ms in situ (bench/bench_serve.py, README "Speed")."""
+    It and ResizeCrop call torchvision's kernels directly, not its v2 classes, whose per-call dispatch (flattening
+    the inputs, checking their types) cost more than the kernels on one served digit (README "Speed")."""
 
     def __init__(self, info: ModelInfo):
         super().__init__()
