@@ -5,7 +5,7 @@ import sys
 
 from dlcourse.served.classifier import Classifier
 from dlcourse.errors import BadInput
-from dlcourse.hub import model_file_path
+from dlcourse.hub.model_repo import model_file_path
 from dlcourse.pixels.baseline import PixelBaseline
 from dlcourse.ui.space import LAUNCH_OPTIONS, build_demo, prepare_process
 

@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def train(args: argparse.Namespace, procs) -> None:
     # Imported here so that `train.py --help` answers at once.
-    from dlcourse.hub import hub_token, push_to_hub
+    from dlcourse.hub.model_repo import hub_token, push_to_hub
     from dlcourse.served.modelfile import ModelInfo, save_model_file
     from dlcourse.served.preprocess import create_transform
     from dlcourse.training import distributed, insight

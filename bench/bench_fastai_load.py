@@ -26,7 +26,8 @@ import torch  # noqa: E402
 
 from dlcourse.served.classifier import Classifier  # noqa: E402
 from dlcourse.served.images import load_image  # noqa: E402
-from dlcourse.served.modelfile import build_model, load_model_file  # noqa: E402
+from dlcourse.served.modelfile import build_model  # noqa: E402
+from dlcourse.served.loading import load_model_file
 from support.timing import timings_ms  # noqa: E402
 
 EXPORT_SCRIPT = """

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/bench_preprocess.py [--photos 6] [--repeats 15]
 
-The photos are `dlcourse.digit_variants.photograph(..., "12mp-small")` renderings of MNIST test digits
+The photos are `dlcourse.served.digit_variants.photograph(..., "12mp-small")` renderings of MNIST test digits
 (4000x3000), given a phone's sensor noise and saved at JPEG quality 92 (3-4 MB, as phones write them).
 Timed: `load_image(bytes, at_least=DIGIT_DECODE_SIDE)` + `to_mnist_digit`, what /classify does with an
 upload. The floor, in the same run: PIL decoding the same file in full, nothing else. The 28x28 digits
@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 
 from support.timing import percentile, timings_ms  # noqa: E402
 
-from dlcourse.digit_variants import photograph  # noqa: E402
+from dlcourse.served.digit_variants import photograph  # noqa: E402
 from dlcourse.served.images import DIGIT_DECODE_SIDE, load_image, to_mnist_digit  # noqa: E402
 from dlcourse.mnist import load_split  # noqa: E402
 

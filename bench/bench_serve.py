@@ -147,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from dlcourse.served.classifier import Classifier
-    from dlcourse.hub import model_file_path
+    from dlcourse.hub.model_repo import model_file_path
     from dlcourse.served.images import load_image
     from dlcourse.quadratic.api import fit_quadratic
     from dlcourse.ui.space import prepare_process

@@ -4,7 +4,7 @@
 
 Renders --per-condition MNIST *test* digits (indices 5000-9999, drawn with --seed; the preprocessing was
 tuned on photos of digits 0-4999 made with other seeds) as JPEG photos of a page for every condition of
-`dlcourse.digit_variants.PHOTO_CONDITIONS`, and the same number of plain 28x28 test digits as PNG ("clean").
+`dlcourse.served.digit_variants.PHOTO_CONDITIONS`, and the same number of plain 28x28 test digits as PNG ("clean").
 Starts `python app.py` on a free port of 127.0.0.1, sends every picture as a visitor's program would
 (POST /gradio_api/upload, POST /gradio_api/call/classify, GET the answer), and prints the share read right
 per condition and overall. Exits 1 when overall is under 97% or any condition under 93%.
@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from load import start_app, stop  # noqa: E402
 
-from dlcourse import digit_variants  # noqa: E402
-from dlcourse.digit_variants import PHOTO_CONDITIONS, photograph  # noqa: E402
+from dlcourse.served import digit_variants  # noqa: E402
+from dlcourse.served.digit_variants import PHOTO_CONDITIONS, photograph  # noqa: E402
 from dlcourse.mnist import load_split  # noqa: E402
 
 HELD_OUT = slice(5000, 10000)  # test digits never looked at while the preprocessing was tuned

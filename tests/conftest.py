@@ -37,7 +37,7 @@ def mnist_dir() -> Path:
 def classifier():
     """The model the app serves: model/model.pkl unless MODEL_PATH says otherwise, loaded once."""
     from dlcourse.served.classifier import Classifier
-    from dlcourse.hub import model_file_path
+    from dlcourse.hub.model_repo import model_file_path
 
     return Classifier.from_file(model_file_path({"MODEL_PATH": os.environ.get("MODEL_PATH", "")}))
 

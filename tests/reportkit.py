@@ -8,7 +8,7 @@ import timm
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from dlcourse import interpretation, report
+from dlcourse.training import interpretation, report
 from dlcourse.training.evaluate import outputs
 from dlcourse.served.modelfile import ModelInfo, save_model_file
 

@@ -15,8 +15,8 @@ from gradio_client import Client, handle_file
 from PIL import Image
 
 from conftest import EXAMPLES_DIR, ROOT, free_port
-from dlcourse.digit_variants import VARIANTS, render
-from dlcourse.hub import model_file_path
+from dlcourse.served.digit_variants import VARIANTS, render
+from dlcourse.hub.model_repo import model_file_path
 from dlcourse.mnist import load_split
 
 

@@ -16,8 +16,9 @@ from playwright.sync_api import expect
 from conftest import EXAMPLES_DIR, MNIST_DIR, serving
 from dlcourse import mnist
 from dlcourse.served.classifier import Classifier
-from dlcourse.hub import DEFAULT_MODEL_PATH
-from dlcourse.served.modelfile import load_model_file, save_model_file
+from dlcourse.hub.model_repo import DEFAULT_MODEL_PATH
+from dlcourse.served.modelfile import save_model_file
+from dlcourse.served.loading import load_model_file
 from dlcourse.training.data import ImageArrays
 from dlcourse.training.export import EXAMPLE_SIDE, pick_examples
 from dlcourse.ui import classify

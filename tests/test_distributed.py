@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from dlcourse.served.modelfile import load_model_file
+from dlcourse.served.loading import load_model_file
 from dlcourse.training.data import load_data
 from dlcourse.training.distributed import Processes, shard
 from dlcourse.training.evaluate import evaluate_model_file

@@ -27,9 +27,9 @@ from payloads import RunsExec, RunsShell
 from dlcourse.served.classifier import Classifier
 from dlcourse.errors import BadInput
 from dlcourse.served.fastai_export import read_export
-from dlcourse.model_card import model_card
+from dlcourse.hub.model_card import model_card
 from dlcourse.served.images import load_image
-from dlcourse.served.modelfile import load_model_file
+from dlcourse.served.loading import load_model_file
 from dlcourse.ui.classify import heading_markdown, model_card_markdown
 
 TOLERANCE = 1e-4
@@ -283,7 +283,7 @@ def test_model_repo_serves_a_push_to_hub_fastai_repo(exports, tmp_path):
     script = (
         "import json\n"
         "from dlcourse.served.classifier import Classifier\n"
-        "from dlcourse.hub import model_file_path\n"
+        "from dlcourse.hub.model_repo import model_file_path\n"
         "from dlcourse.served.images import load_image\n"
         "path = model_file_path()\n"
         f"print(json.dumps({{'path': str(path), 'probs': Classifier.from_file(path).predict(load_image({str(image)!r}))}}))\n"

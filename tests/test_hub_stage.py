@@ -12,11 +12,12 @@ import pytest
 import timm
 import torch
 
-from dlcourse import hub
+from dlcourse.hub import model_repo as hub
+from dlcourse.hub.__main__ import main as hub_main
 from dlcourse.served.classifier import Classifier
 from dlcourse.errors import BadInput
 from dlcourse.served.images import load_image
-from dlcourse.served.modelfile import load_model_file
+from dlcourse.served.loading import load_model_file
 from trainkit import FAST, ROOT, SHAPES, make_image_folder, run_train, shape_image
 
 DIGIT = ROOT / "examples" / "mnist-test-7.png"  # a real MNIST test digit: 28x28, white on black
@@ -218,13 +219,13 @@ def test_stage_from_the_command_line(tmp_path):
 
 def test_stage_takes_train_pys_report_folder(tmp_path, capsys):
     """--report-dir: the figures train.py wrote (lr_find and show_batch among them), copied as they are."""
-    from dlcourse import report
+    from dlcourse.training import report
 
     info, _ = load_model_file(hub.DEFAULT_MODEL_PATH)
     folder = tmp_path / "reports" / "model"
     written = report.write_report(folder, info, info.report)
     (folder / "lr_find.png").write_bytes(written["curves"].read_bytes())  # any PNG: train.py's finder plot
-    assert hub.main(["stage", str(hub.DEFAULT_MODEL_PATH), str(tmp_path / "out"), "--report-dir", str(folder)]) == 0
+    assert hub_main(["stage", str(hub.DEFAULT_MODEL_PATH), str(tmp_path / "out"), "--report-dir", str(folder)]) == 0
     staged = sorted(Path(line).relative_to(tmp_path / "out").as_posix() for line in capsys.readouterr().out.split())
     assert [name for name in staged if name.startswith("report/")] == [
         "report/confusion_matrix.png", "report/curves.png", "report/lr_find.png", "report/report.json",
@@ -237,11 +238,11 @@ def test_stage_takes_train_pys_report_folder(tmp_path, capsys):
 
 def test_push_from_the_command_line(stub_hub, monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", "hf_test")
-    assert hub.main(["push", str(hub.DEFAULT_MODEL_PATH), "someone/digits"]) == 0
+    assert hub_main(["push", str(hub.DEFAULT_MODEL_PATH), "someone/digits"]) == 0
     assert capsys.readouterr().out.strip() == "https://huggingface.co/someone/digits"
     (commit,) = stub_hub.commits
     assert {"model.pkl", "model.safetensors", "config.json", "README.md"} <= set(commit)
     monkeypatch.setenv("HF_TOKEN", "")
     monkeypatch.setattr(hub, "hub_token", lambda: None)  # no cached `hf auth login` token either
-    assert hub.main(["push", str(hub.DEFAULT_MODEL_PATH), "someone/digits"]) == 1
+    assert hub_main(["push", str(hub.DEFAULT_MODEL_PATH), "someone/digits"]) == 1
     assert capsys.readouterr().err.startswith("error: --push-to-hub someone/digits: no Hugging Face token")

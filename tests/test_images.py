@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dlcourse.digit_variants import VARIANTS, render
+from dlcourse.served.digit_variants import VARIANTS, render
 from dlcourse.errors import BadInput, EmptyDrawing
 from dlcourse.served.images import load_image, to_mnist_digit
 from dlcourse.mnist import load_split

@@ -8,9 +8,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from dlcourse import interpretation, model_card, report
-from dlcourse.interpretation import Interpretation, confusion_matrix, most_confused, top_losses
-from dlcourse.served.modelfile import build_model, load_model_file
+from dlcourse.hub import model_card
+from dlcourse.training import interpretation, report
+from dlcourse.training.interpretation import Interpretation, confusion_matrix, most_confused, top_losses
+from dlcourse.served.modelfile import build_model
+from dlcourse.served.loading import load_model_file
 from reportkit import CLASSES, HISTORY, MEAN, STD, tiny_model_file
 
 

@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from dlcourse.errors import BadInput
-from dlcourse.lr_find import lr_find, steepest, suggest, valley
+from dlcourse.training.lr_find import lr_find, steepest, suggest, valley
 
 
 def tiny_problem(seed: int = 0):

@@ -9,8 +9,9 @@ import pytest
 from PIL import Image
 
 from conftest import serving
-from dlcourse.served.modelfile import ModelInfo, load_model_file
-from dlcourse.report_view import NO_REPORT_NOTE
+from dlcourse.served.modelfile import ModelInfo
+from dlcourse.served.loading import load_model_file
+from dlcourse.training.report_view import NO_REPORT_NOTE
 from dlcourse.ui import model_report
 from reportkit import tiny_model_file
 

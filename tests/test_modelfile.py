@@ -11,7 +11,8 @@ import torch
 from conftest import ROOT
 from dlcourse.served.classifier import Classifier
 from dlcourse.errors import BadInput
-from dlcourse.served.modelfile import ModelInfo, build_model, load_model_file, save_model_file
+from dlcourse.served.modelfile import ModelInfo, build_model, save_model_file
+from dlcourse.served.loading import load_model_file
 from payloads import RunsExec
 
 META = {
@@ -162,8 +163,8 @@ def test_incomplete_meta_is_refused_on_save_and_load(tmp_path, model):
 def test_one_accuracy_rule_for_every_view():
     """A file that records only an error rate: the Classify panel, the report, the model card and the Pixel
     similarity tab all show the same accuracy, taken from ModelInfo.accuracy."""
-    from dlcourse.model_card import model_card
-    from dlcourse.report_view import for_display
+    from dlcourse.hub.model_card import model_card
+    from dlcourse.training.report_view import for_display
     from dlcourse.ui.classify import model_card_markdown
     from dlcourse.ui.pixel_similarity import classifier_markdown
 

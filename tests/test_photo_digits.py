@@ -10,7 +10,7 @@ import pytest
 from gradio_client import handle_file
 from PIL import Image
 
-from dlcourse.digit_variants import PHOTO_CONDITIONS, photograph
+from dlcourse.served.digit_variants import PHOTO_CONDITIONS, photograph
 from dlcourse.errors import BadInput
 from dlcourse.served.images import DIGIT_DECODE_SIDE, load_image, to_mnist_digit
 from dlcourse.mnist import load_split

@@ -11,7 +11,7 @@ from PIL import Image
 
 from conftest import EXAMPLES_DIR, serving
 from dlcourse.served.classifier import Classifier
-from dlcourse.hub import DEFAULT_MODEL_PATH
+from dlcourse.hub.model_repo import DEFAULT_MODEL_PATH
 from dlcourse.served.modelfile import ModelInfo, save_model_file
 from dlcourse.ui import pixel_similarity as ui
 from support.serving import sketch_value

@@ -12,8 +12,8 @@ import torch
 import train as train_script
 from dlcourse.served.classifier import Classifier
 from dlcourse.errors import BadInput
-from dlcourse.model_card import model_card
-from dlcourse.served.modelfile import load_model_file
+from dlcourse.hub.model_card import model_card
+from dlcourse.served.loading import load_model_file
 from dlcourse.training.data import load_data
 from dlcourse.training.evaluate import evaluate_model_file
 from dlcourse.training.learner import create_model

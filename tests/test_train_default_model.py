@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from dlcourse.hub import DEFAULT_MODEL_PATH
+from dlcourse.hub.model_repo import DEFAULT_MODEL_PATH
 from dlcourse.mnist import load_split
 
 MAX_MB = 50

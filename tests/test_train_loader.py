@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 from dlcourse.served.images import load_image
-from dlcourse.served.modelfile import ModelInfo, load_model_file
+from dlcourse.served.modelfile import ModelInfo
+from dlcourse.served.loading import load_model_file
 from dlcourse.served.preprocess import create_transform
 from dlcourse.errors import BadInput
 from dlcourse.training.data import EncodedImages, ImageArrays, ImageFiles, decode_rgb

@@ -6,7 +6,9 @@ import torch
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from dlcourse.served.modelfile import ModelInfo, load_model_file, save_model_file
+from dlcourse.served.modelfile import ModelInfo, save_model_file
+
+from dlcourse.served.loading import load_model_file
 from dlcourse.served.preprocess import Augment, FastaiBatchResize, NetworkInput, ResizeCrop, create_transform
 from dlcourse.training.data import ImageArrays, random_split
 from dlcourse.training.distributed import start

@@ -73,7 +73,7 @@ def test_bare_lr_find_stops_before_training(tmp_path, shapes):
 
 
 def test_train_py_option_defaults_are_the_libraries():
-    from dlcourse import interpretation, lr_find
+    from dlcourse.training import interpretation, lr_find
     from dlcourse.training import insight
 
     assert (insight.DEFAULT_START_LR, insight.DEFAULT_END_LR, insight.DEFAULT_NUM_IT) == (
@@ -84,8 +84,8 @@ def test_train_py_option_defaults_are_the_libraries():
 def test_push_to_hub_uploads_the_report_and_shows_it_in_the_model_card(tmp_path, monkeypatch):
     import huggingface_hub
 
-    from dlcourse import report
-    from dlcourse.hub import push_to_hub
+    from dlcourse.training import report
+    from dlcourse.hub.model_repo import push_to_hub
     from reportkit import tiny_model_file
 
     tiny = tiny_model_file(tmp_path / "model.pkl")

@@ -10,7 +10,8 @@ from PIL import Image
 from ..errors import BadInput
 from .fast_forward import fastest_forward
 from .images import DIGIT_DECODE_SIDE, load_image
-from .modelfile import ModelInfo, build_model, load_model_file
+from .modelfile import ModelInfo, build_model
+from .loading import load_model_file
 from .preprocess import create_transform, image_to_uint8_tensor
 
 

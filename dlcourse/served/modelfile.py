@@ -2,7 +2,7 @@
 
 A model file is one of the project's weights-only artifacts (`dlcourse.artifacts`): its meta is `ModelInfo`,
 its tensors the network's state_dict; opening it can never run code. `train.py` writes it, the app reads it.
-A fastai `learn.export()` file opens too, read by `fastai_export` into the same description without running it.
+A fastai `learn.export()` file is read into the same description by `fastai_export`; `loading` picks the reader.
 """
 from __future__ import annotations
 
@@ -152,20 +152,10 @@ def save_model_file(path: str | Path, state_dict: dict[str, torch.Tensor], info:
     return artifacts.save(path, FORMAT, info.to_dict(), state_dict)
 
 
-def load_model_file(path: str | Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
-    """(description, state_dict) of a model file; BadInput for anything that is not one of ours, intact."""
-    try:
-        meta, state_dict = artifacts.load(path, FORMAT)
-    except artifacts.RefusedPickle as refused:
-        from . import fastai_export  # a fastai learn.export() file: read without unpickling its code
-
-        if fastai_export.looks_like_export(path):
-            return fastai_export.read_export(path)
-        raise BadInput(
-            f"{path} was refused: it holds Python objects, not just weights, and is neither a model file of "
-            "train.py nor a fastai Learner export; loading it could run code. Nothing in it was executed. "
-            f"({refused.reason})"
-        ) from None
+def read_model_file(path: str | Path) -> tuple[ModelInfo, dict[str, torch.Tensor]]:
+    """(description, state_dict) of a model file of this project's format; `artifacts.RefusedPickle` for a
+    file that holds Python objects (`loading.load_model_file` tells a fastai export from the rest)."""
+    meta, state_dict = artifacts.load(path, FORMAT)
     return ModelInfo.from_dict(meta, source=str(path)), state_dict
 
 

@@ -7,6 +7,9 @@
 - `distributed`: one process or several under `torchrun` (DDP); who prints and writes.
 - `learner`: the model, freeze/unfreeze, AdamW + one-cycle, AMP, the epoch table, evaluation.
 - `evaluate`: accuracy of a saved model file on a data set, the way the app sees images.
+- what training reports: `lr_find` (the learning-rate range test), `interpretation` (confusion matrix, most
+  confused, top losses), `report` (the report folder and the summary kept in the model file), `report_view`
+  (that summary as the app shows it), `plots`.
 
 `train.py` at the top of the repository strings these together; read it first.
 """

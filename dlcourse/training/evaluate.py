@@ -17,7 +17,8 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from ..errors import BadInput
-from ..served.modelfile import ModelInfo, build_model, load_model_file
+from ..served.modelfile import ModelInfo, build_model
+from ..served.loading import load_model_file
 from ..served.preprocess import create_transform
 
 

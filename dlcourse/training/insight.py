@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 # Importing this module stays cheap (no torch, no matplotlib) so that `train.py --help` answers at once.
 LR_FIND_CHOICES = ("stop", "valley", "steep")
-DEFAULT_START_LR, DEFAULT_END_LR, DEFAULT_NUM_IT = 1e-7, 10.0, 100  # as dlcourse.lr_find (a test checks)
-DEFAULT_TOP_LOSSES = 16  # as dlcourse.interpretation
+DEFAULT_START_LR, DEFAULT_END_LR, DEFAULT_NUM_IT = 1e-7, 10.0, 100  # as dlcourse.training.lr_find (a test checks)
+DEFAULT_TOP_LOSSES = 16  # as dlcourse.training.interpretation
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -60,7 +60,7 @@ def stops_before_training(args: argparse.Namespace) -> bool:
 def before_training(args: argparse.Namespace, learner: Learner, meta: ModelInfo) -> dict[str, Any] | None:
     """Show a batch and run the range test as asked (rank 0). Returns the finder's result as plain values,
     or None; with --lr-find valley|steep, every process gets the suggested lr in `learner.recipe`."""
-    from .. import report
+    from . import report
     from . import distributed
 
     procs = learner.procs
@@ -94,7 +94,7 @@ def run_lr_find(learner: Learner, args: argparse.Namespace):
     requires_grad flags are put back."""
     import torch
 
-    from ..lr_find import lr_find
+    from .lr_find import lr_find
     from .learner import freeze_body, param_groups
 
     model, recipe = learner.model, learner.recipe
@@ -119,7 +119,7 @@ def after_training(args: argparse.Namespace, learner: Learner, meta: ModelInfo, 
                    lr_found: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Path]]:
     """Rank 0 only: the validation report. Prints the most confused pairs, writes the report folder and
     returns (summary for the model file's report, {name: file written})."""
-    from .. import interpretation, report
+    from . import interpretation, report
 
     procs = learner.procs
     logits, targets = learner.predict()  # the whole validation set, in order

@@ -9,7 +9,7 @@ from __future__ import annotations
 import gradio as gr
 
 from ..served.modelfile import ModelInfo
-from ..report_view import for_display
+from ..training.report_view import for_display
 
 TITLE = "How good is this model?"
 INTRO = (

@@ -1,16 +1,16 @@
 """The model card (the README.md of a pushed model repo), its "Use with timm" part and its share of the
-validation report, in Markdown (train.py writes the report with `dlcourse.report`; the app shows it with
-`dlcourse.report_view`; `dlcourse.hub` stages and uploads the card)."""
+validation report, in Markdown (train.py writes the report with `dlcourse.training.report`; the app shows it with
+`dlcourse.training.report_view`; `dlcourse.hub` stages and uploads the card)."""
 from __future__ import annotations
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Sequence
 
-from . import interpretation
-from .hub import MODEL_FILENAME, timm_cannot_load
+from ..training import interpretation
+from .repo_layout import MODEL_FILENAME, timm_cannot_load
 
 if TYPE_CHECKING:
-    from .served.modelfile import ModelInfo
+    from ..served.modelfile import ModelInfo
 
 
 def model_card(meta: ModelInfo, repo_id: str = "", report_files: dict[str, str] | None = None) -> str:

@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable
 
 import torch
 
-from .errors import BadInput
+from ..errors import BadInput
 
 DEFAULT_START_LR = 1e-7
 DEFAULT_END_LR = 10.0

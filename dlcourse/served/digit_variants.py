@@ -5,7 +5,7 @@ stray dots, a tilted camera, pencil, noise and blur, heavy JPEG, a small digit i
 coloured inks. Used to make examples/ and to measure that the MNIST preprocessing brings such pictures
 back to what the model was trained on.
 
-`python -m dlcourse.digit_variants` writes the example images into examples/.
+`python -m dlcourse.served.digit_variants` writes the example images into examples/.
 """
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFilter
 
-from .mnist import load_split
+from ..mnist import load_split
 
 VARIANTS = ("paper", "off-centre", "thick", "thin", "grey-photo", "rgb-blue-ink")
 

@@ -1,7 +1,7 @@
 """Training-time reporting: the report folder and the show-batch grid, written by train.py.
 
 train.py calls these around its training loop; `write_report` also works from a model file's
-compact summary alone (`python -m dlcourse.report model/model.pkl reports/model`).
+compact summary alone (`python -m dlcourse.training.report model/model.pkl reports/model`).
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import torch
 
 from . import interpretation, plots
 from .lr_find import preserved_rng
-from .served.modelfile import ModelInfo
+from ..served.modelfile import ModelInfo
 
 TOP_LOSSES_CAPTION = "predicted / actual\nloss / probability of actual"
 FILES = {
@@ -140,13 +140,13 @@ def _json_safe(value: Any) -> Any:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """`python -m dlcourse.report MODEL_FILE OUT_DIR`: the report folder from a model file's summary."""
-    from .errors import BadInput
-    from .served.modelfile import load_model_file
+    """`python -m dlcourse.training.report MODEL_FILE OUT_DIR`: the report folder from a model file's summary."""
+    from ..errors import BadInput
+    from ..served.loading import load_model_file
 
     args = list(sys.argv[1:] if argv is None else argv)
     if len(args) != 2:
-        print("usage: python -m dlcourse.report MODEL_FILE OUT_DIR", file=sys.stderr)
+        print("usage: python -m dlcourse.training.report MODEL_FILE OUT_DIR", file=sys.stderr)
         return 2
     try:
         meta, _ = load_model_file(args[0])

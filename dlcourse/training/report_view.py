@@ -1,6 +1,6 @@
 """The app's side of a model's validation report: what the Classify tab's "How good is this model?" section
-shows, read from the model file alone (train.py writes the report with `dlcourse.report`; the Hub's model
-card reads it in `dlcourse.model_card`)."""
+shows, read from the model file alone (train.py writes the report with `dlcourse.training.report`; the Hub's model
+card reads it in `dlcourse.hub.model_card`)."""
 from __future__ import annotations
 
 import math
@@ -10,7 +10,7 @@ import numpy as np
 from PIL import Image
 
 from . import interpretation, plots
-from .served.modelfile import ModelInfo
+from ..served.modelfile import ModelInfo
 
 
 DISPLAY_PX = 128  # top-loss thumbnails are enlarged (nearest neighbour) to at least this for the gallery
