@@ -288,7 +288,8 @@ def test_a_drawn_digit_is_compared_with_the_ideal_digits(page):
     draw(page, "pix-sketch", A_SEVEN)
     # The tab follows the drawing as it takes shape; the button then compares it again. (Pressed within
     # ~0.5 s of the last stroke, before that first answer, Gradio's sketchpad can send an event whose
-    # drawing it never uploads, and the visitor is told the sketchpad is empty: see the README.)
+    # drawing it never uploads, and the visitor is told the sketchpad is empty: see DRAWING_WAIT_S in
+    # dlcourse/ui/pixel_similarity.py.)
     expect(label(page, "pix-prediction")).to_have_text("7")
     click_and_wait(page, "#pix-sketch-run", "pix-prediction")
     expect(label(page, "pix-prediction")).to_have_text("7")

@@ -3,7 +3,8 @@
 Speed matters here: the curve is redrawn on every slider move, and a full matplotlib draw is slow on a
 small CPU, so the curve plot is blitted: for a given data set the axes, points and dashed least-squares
 curve are drawn once and kept as pixels; each frame restores them and draws only the current curve and
-its residuals, then encodes a fast PNG (bench/bench_quadratic.py times both ways; README has the figures).
+its residuals, then encodes a fast PNG (bench/bench_quadratic.py times both ways; docs/serving-speed.md has
+the figures).
 Numbers are left to the page's text: drawing glyphs costs as much as the rest of a frame.
 Figures are matplotlib's object API on the Agg canvas (no pyplot); a small pool of them serves
 concurrent requests, each used by one thread at a time.

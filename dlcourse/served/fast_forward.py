@@ -3,7 +3,7 @@
 On the served digits model (resnet10t, 32 px, one image, one thread) ONNX Runtime took 0.14x eager
 PyTorch's time (its per-layer Python and dispatch overhead is most of a small network's time), torch.compile
 0.97x after a 5-38 s compile, TorchScript (frozen) 1.8x; for a batch of 64 ONNX Runtime 0.68x
-(`python bench/bench_forward.py`, README "Speed"). The model file stays the one source of truth: the
+(`python bench/bench_forward.py`, docs/serving-speed.md). The model file stays the one source of truth: the
 graph is exported from its weights at load time and never written anywhere, and it is used only when its
 probabilities match eager PyTorch's within TOLERANCE on a probe batch; otherwise the app keeps eager PyTorch.
 """

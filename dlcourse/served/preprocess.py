@@ -100,7 +100,7 @@ class NetworkInput(torch.nn.Module):
     resize for presized models, the network's channels, normalised (v2.Normalize).
 
     It and ResizeCrop call torchvision's kernels directly, not its v2 classes, whose per-call dispatch (flattening
-    the inputs, checking their types) cost more than the kernels on one served digit (README "Speed")."""
+    the inputs, checking their types) cost more than the kernels on one served digit (docs/serving-speed.md)."""
 
     def __init__(self, info: ModelInfo):
         super().__init__()

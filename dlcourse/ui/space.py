@@ -41,9 +41,9 @@ LAUNCH_OPTIONS = {"show_error": True, "max_file_size": MAX_FILE_BYTES, "css": CS
 # on: a pandas DataFrame of the last (up to 10,000) events, grouped, with percentiles, in a worker thread
 # beside the next request. That is ~1 ms of CPU a request, ~5 ms once 10,000 requests are kept, and it
 # slows the requests after it: without it raw-HTTP /classify fell from 10.2-10.5 to 9.5-9.8 ms p50, and
-# the no-op app's from 8.2-8.5 to 6.2-6.3 ms (bench/bench_serve.py, README). Gradio reads how many events
-# apart to rebuild it from this variable, once, when the queue is made; with the dashboard off nothing reads
-# the summary, so it is never rebuilt.
+# the no-op app's from 8.2-8.5 to 6.2-6.3 ms (bench/bench_serve.py, docs/serving-speed.md). Gradio reads how
+# many events apart to rebuild it from this variable, once, when the queue is made; with the dashboard off
+# nothing reads the summary, so it is never rebuilt.
 SUMMARY_EVERY_VARIABLE = "GRADIO_ANALYTICS_CACHE_FREQUENCY"
 SUMMARY_EVERY = str(2**62)
 
@@ -51,7 +51,7 @@ SUMMARY_EVERY = str(2**62)
 def prepare_process() -> None:
     """Settings of the serving process, set before the first request (app.py and the tests' server call it).
 
-    Measured on a 2-core CPU with bench/load.py and bench/bench_serve.py (see the README):
+    Measured on a 2-core CPU with bench/load.py and bench/bench_serve.py (see docs/serving-speed.md):
     - one torch thread per request: requests already run side by side (the queue's concurrency limits), and
       two OpenMP threads per request on two busy cores spin against each other (a batch of 64 digits took
       560 ms with 2 threads, 87 ms with 1; one digit 19-460 ms against 4 ms).
