@@ -89,7 +89,7 @@ def move_server() -> gr.Blocks:
     with gr.Blocks() as demo:
         inputs = [gr.Textbox(), gr.Number(), gr.Number(), gr.Number(), gr.Number(), gr.Number(), gr.Number(),
                   gr.Textbox(), gr.Checkbox()]
-        outputs = [gr.Plot(), gr.Markdown(), gr.Markdown(), gr.Plot(), gr.Dataframe(), gr.State()]
+        outputs = [gr.Plot(), gr.Markdown(), gr.Markdown(), gr.Plot(), gr.Plot(), gr.Dataframe(), gr.State()]
         gr.Button().click(ui.move, inputs, outputs, api_name="move", queue=False)  # as the tab's slider event
         tab.render()
     return demo

@@ -40,7 +40,8 @@ from support.timing import percentile, timings_ms  # noqa: E402
 EXAMPLE = ROOT / "examples" / "mnist-test-7.png"
 TIMINGS_ENV = "BENCH_SERVE_TIMINGS"  # where the timed real app writes predict_batch's times on SIGUSR1
 FIT = {"dataset": "lesson", "noise": 1.0, "points": 20, "seed": 42, "a": 1.1, "b": 1.1, "c": 1.1, "loss": "mse",
-       "lr": 0.01, "momentum": 0.0, "steps": 100, "standardise": False}  # fit_quadratic's defaults: 100 SGD steps
+       "lr": 0.01, "momentum": 0.0, "steps": 100, "standardise": False,
+       "schedule": "constant"}  # fit_quadratic's defaults: 100 SGD steps
 TARGETS = {"classify": 1.3, "pixel_similarity": 1.5, "fit_quadratic": 1.5}
 PAUSE_S = 0.01  # about a request's round trip: how long a handler's code and data sit idle between requests
 

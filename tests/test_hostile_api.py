@@ -144,7 +144,7 @@ QUAD = ["lesson", 1.0, 20, 42, 1.1, 1.1, 1.1]  # dataset, noise, points, seed, a
 
 def fit_args(**changes: Any) -> list:
     args = dict(zip(["dataset", "noise", "points", "seed", "a", "b", "c"], QUAD), loss="mse", lr=0.01,
-                momentum=0.0, steps=5, standardise=False)
+                momentum=0.0, steps=5, standardise=False, schedule="constant")
     args.update(changes)
     return list(args.values())
 
@@ -211,13 +211,16 @@ REFUSED = [
     ("classify_batch", ["/etc/passwd"], "Input should be a valid list"),
     ("pixel_similarity", [None, "3 or 7", "L1"], "No image was given"),
     ("pixel_similarity", [None, "3 or 7", 2], "is not in the list of choices"),
-    ("fit_quadratic", ["lesson"], "didn't receive enough input values (needed: 12, got: 1)"),
+    ("fit_quadratic", ["lesson"], "didn't receive enough input values (needed: 13, got: 1)"),
     ("fit_quadratic", fit_args(a="abc"), "a must be a number, not 'abc'"),
     ("fit_quadratic", fit_args(noise={"a": 1}), "noise must be a number"),
     ("fit_quadratic", fit_args(dataset=["lesson"]), "Unknown data set ['lesson']"),
     ("fit_quadratic", fit_args(dataset="/etc/passwd"), "Unknown data set '/etc/passwd'"),
     ("fit_quadratic", fit_args(standardise="yes"), "standardise must be true or false, not 'yes'"),
     ("fit_quadratic", fit_args(points=0), "needs at least 3 points"),
+    ("fit_quadratic", fit_args(schedule="warm restarts"), "Unknown schedule 'warm restarts': choose 'constant', 'cosine'"),
+    ("fit_quadratic", fit_args(schedule=None), "Unknown schedule None: choose 'constant'"),
+    ("fit_quadratic", fit_args(schedule={"name": "cosine"}), "Unknown schedule {'name': 'cosine'}"),
     ("quadratic_loss", loss_args(loss=None), "Unknown loss None"),
     ("quadratic_loss", loss_args(seed=None), "seed is missing"),
     # NaN and infinities, as strings and as the literals JSON parsers accept
@@ -442,6 +445,7 @@ MCP_REFUSED = [
     ("fit_quadratic", {"a": "NaN"}, "'NaN' is not of type 'number'"),
     ("fit_quadratic", {"dataset": "/etc/passwd"}, "'/etc/passwd' is not one of ['lesson', 'roller_coaster']"),
     ("fit_quadratic", {"points": 1}, "needs at least 3 points"),
+    ("fit_quadratic", {"schedule": "linear"}, "'linear' is not one of ['constant', 'cosine', 'one-cycle']"),
     ("no_such_tool", {}, "Unknown tool"),
 ]
 

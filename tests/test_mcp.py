@@ -71,6 +71,10 @@ def test_every_public_endpoint_is_a_tool_with_a_description_and_documented_argum
     assert "Classify one image" in tools["classify"].description
     assert tools["classify"].inputSchema["required"] == ["image"]
     assert tools["fit_quadratic"].inputSchema["properties"]["loss"]["enum"] == ["mae", "mse"]
+    for name in ("fit_quadratic", "fit_relus"):
+        schedule = tools[name].inputSchema["properties"]["schedule"]
+        assert schedule["enum"] == ["constant", "cosine", "one-cycle"] and schedule["default"] == "constant"
+        assert "CosineAnnealingLR" in schedule["description"] and "OneCycleLR" in schedule["description"]
     # the sketchpad's and the live sliders' events are the page's own, not tools
     assert not {"classify_drawing", "move", "refresh", "sgd_steps"} & set(tools)
 
@@ -97,6 +101,12 @@ def test_fit_quadratic_gives_the_same_fit_as_the_function(app_url):
     assert fit["final"] == pytest.approx(local["final"])
     assert fit["final"]["loss"] < fit["trajectory"]["loss"][0] / 5
     assert fit["final"]["loss"] == pytest.approx(fit["least_squares"]["loss"], rel=0.05)
+    arguments.update(schedule="one-cycle")
+    result = call(app_url, "fit_quadratic", arguments)
+    assert not result.isError, texts(result)
+    fit = value(texts(result)[0])
+    assert fit["final"] == pytest.approx(api.fit_quadratic(**arguments)["final"])
+    assert fit["settings"]["schedule"] == "one-cycle" and fit["trajectory"]["lr"][0] == pytest.approx(0.1 / 25)
 
 
 def test_a_tool_with_pictures_returns_them_as_images(app_url):

@@ -13,6 +13,7 @@ from dlcourse.quadratic import api
 from dlcourse.quadratic import plots
 from dlcourse.quadratic import session as qs
 from dlcourse.errors import BadInput
+from dlcourse.training.schedules import SCHEDULES, one_cycle
 
 LESSON_START = (1.1, 1.1, 1.1)
 
@@ -177,6 +178,131 @@ def test_mae_with_a_huge_learning_rate_bounces_and_says_so():
     assert "Diverged" not in result["message"]
 
 
+# ---------------------------------------------------------------- learning-rate schedules, against torch
+
+
+def torch_sgd(data: q.Data, settings: q.SGDSettings, scheduler=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """torch.optim.SGD on the same loss from LESSON_START, stepped by `scheduler(optimizer)` when given: the
+    parameters (original units) at each step and at the end, and each step's learning rate and momentum."""
+    x_fit, scaler = q.fit_inputs(data, settings.standardise)
+    inputs, targets = torch.from_numpy(q.features(x_fit)), torch.from_numpy(data.y)
+    start = np.array(LESSON_START)
+    params = torch.tensor(scaler.to_fit(start) if scaler else start, requires_grad=True)
+    optimizer = torch.optim.SGD([params], lr=settings.lr, momentum=settings.momentum)
+    schedule = scheduler(optimizer) if scheduler else None
+    rows, lrs, momentums = [], [], []
+    for _ in range(settings.steps):
+        rows.append(params.detach().numpy().copy())
+        lrs.append(optimizer.param_groups[0]["lr"])
+        momentums.append(optimizer.param_groups[0]["momentum"])
+        optimizer.zero_grad()
+        q.LOSSES[settings.loss](inputs @ params, targets).backward()
+        optimizer.step()
+        if schedule:
+            schedule.step()
+    rows, end = np.array(rows), params.detach().numpy()
+    if scaler:  # as sgd converts them: the steps as one array, the end on its own
+        rows, end = scaler.to_original(rows), scaler.to_original(end)
+    return np.vstack([rows, end]), np.array(lrs), np.array(momentums)
+
+
+def run_rows(run: q.SGDRun) -> np.ndarray:
+    return np.vstack([run.params, run.end])
+
+
+@pytest.mark.parametrize("loss, lr, momentum, standardise", [
+    ("mae", 0.01, 0.0, False), ("mse", 0.1, 0.9, False), ("mse", 0.1, 0.9, True), ("mae", 1.0, 0.0, False)])
+def test_constant_schedule_is_torch_sgd_bit_for_bit(loss, lr, momentum, standardise):
+    """The default schedule leaves the fit as it was: every step equal to torch.optim.SGD's, to the last bit."""
+    data = lesson()
+    settings = q.sgd_settings(loss, lr, momentum, 200, standardise)
+    assert settings.schedule == "constant"
+    run = q.sgd(data, LESSON_START, settings)
+    rows, lrs, momentums = torch_sgd(data, settings)
+    np.testing.assert_array_equal(run_rows(run), rows)
+    assert run.lrs.tolist() == lrs.tolist() == [lr] * 200 and run.momentums.tolist() == momentums.tolist()
+    assert api.fit_quadratic(loss=loss, lr=lr, momentum=momentum, steps=200, standardise=standardise) == \
+        api.fit_quadratic(loss=loss, lr=lr, momentum=momentum, steps=200, standardise=standardise, schedule="constant")
+
+
+SCHEDULERS = {  # torch's own: CosineAnnealingLR, and the OneCycleLR train.py trains with
+    "cosine": lambda s: lambda optimizer: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=s.steps),
+    "one-cycle": lambda s: lambda optimizer: one_cycle(optimizer, s.lr, s.steps, s.momentum),
+}
+
+
+@pytest.mark.parametrize("schedule, loss, lr, momentum, steps, standardise", [
+    ("cosine", "mse", 0.1, 0.0, 100, False),
+    ("cosine", "mae", 1.0, 0.0, 100, False),
+    ("cosine", "mse", 0.1, 0.9, 200, True),
+    ("one-cycle", "mse", 0.25, 0.0, 100, False),
+    ("one-cycle", "mse", 0.1, 0.9, 200, False),  # momentum cycled, 0.9 -> 0.805 -> 0.9
+    ("one-cycle", "mae", 0.1, 0.5, 150, True),
+    ("one-cycle", "mse", 0.1, 0.9, 4, False),  # too short to warm up: constant, in train.py too
+])
+def test_schedules_step_as_torch_sgd_under_torchs_scheduler(schedule, loss, lr, momentum, steps, standardise):
+    data = lesson()
+    settings = q.sgd_settings(loss, lr, momentum, steps, standardise, schedule)
+    run = q.sgd(data, LESSON_START, settings)
+    assert not run.diverged
+    rows, lrs, momentums = torch_sgd(data, settings, SCHEDULERS[schedule](settings))
+    np.testing.assert_allclose(run_rows(run), rows, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(run.lrs, lrs, rtol=1e-12, atol=0)
+    np.testing.assert_allclose(run.momentums, momentums, rtol=1e-12, atol=0)
+    if steps > 4:
+        assert np.ptp(run.lrs) > lr / 2  # the rate did change
+    if schedule == "one-cycle" and steps > 4:
+        peak = int(np.argmax(run.lrs))
+        assert run.lrs[0] == pytest.approx(lr / 25) and run.lrs[peak] == pytest.approx(lr, rel=1e-3)
+        assert run.lrs[-1] < lr / 1e5 and peak < steps / 3
+        assert momentum == 0 or run.momentums[peak] == pytest.approx(momentum * 0.85 / 0.95, rel=1e-3)
+
+
+def test_a_run_shown_a_few_steps_at_a_time_follows_one_schedule():
+    """The tab runs N steps in slices, one per frame: together they are the one run, schedule and all."""
+    data = lesson()
+    settings = q.sgd_settings("mse", 0.25, 0.9, 100, schedule="one-cycle")
+    whole = q.sgd(data, LESSON_START, settings)
+    session = qs.new_session(data, LESSON_START, "mse")
+    for first in range(0, 100, 30):
+        session, _ = qs.advance(session, data, settings, min(30, 100 - first), done=first)
+    np.testing.assert_array_equal(session.params, whole.end)
+    assert session.lrs == whole.lrs.tolist() and session.losses == whole.losses.tolist()
+
+
+def test_where_constant_sgd_keeps_overshooting_a_decaying_schedule_settles():
+    """The tab's What to try (bench/bench_schedules.py prints the figures)."""
+    # MAE's slope keeps its size near the bottom, so at lr 1 constant steps keep jumping past it
+    mae = {s: api.fit_quadratic("lesson", loss="mae", lr=1, steps=100, schedule=s) for s in SCHEDULES}
+    best = mae["constant"]["least_squares"]["loss"]
+    bounce = np.ptp(mae["constant"]["trajectory"]["loss"][-20:])
+    assert mae["constant"]["final"]["loss"] > 1.1 * best and bounce > 0.3 * best
+    for schedule in ("cosine", "one-cycle"):
+        result = mae[schedule]
+        assert np.ptp(result["trajectory"]["loss"][-20:]) < bounce / 20
+        assert result["final"]["loss"] < best  # MAE's own best scores a little under least squares
+    # MSE just above the stable rate: constant and cosine blow up; one-cycle's warm-up gets to least squares
+    mse = {s: api.fit_quadratic("lesson", loss="mse", lr=10**-0.6, steps=100, schedule=s) for s in SCHEDULES}
+    assert mse["constant"]["diverged"] and mse["cosine"]["diverged"]
+    assert not mse["one-cycle"]["diverged"] and "within 2%" in mse["one-cycle"]["message"]
+
+
+def test_the_answer_has_each_steps_learning_rate_and_the_schedule_is_checked():
+    result = api.fit_quadratic(loss="mse", lr=0.2, momentum=0.9, steps=40, schedule="one-cycle")
+    traj = result["trajectory"]
+    assert len(traj["lr"]) == len(traj["momentum"]) == 40 and result["settings"]["schedule"] == "one-cycle"
+    assert traj["lr"][0] == pytest.approx(0.2 / 25) and max(traj["lr"]) == pytest.approx(0.2, rel=1e-2)
+    assert traj["momentum"][0] == 0.9 and min(traj["momentum"]) < 0.82
+    json.dumps(result, allow_nan=False)
+    assert api.fit_quadratic(steps=5, schedule=" Cosine ")["settings"]["schedule"] == "cosine"
+    for bad in ("linear", "", None, 3, ["cosine"]):
+        with pytest.raises(BadInput, match="Unknown schedule .*: choose 'constant', 'cosine' .* or 'one-cycle'"):
+            api.fit_quadratic(steps=5, schedule=bad)
+    short = api.fit_quadratic(lr=0.01, steps=4, schedule="one-cycle")
+    assert short["trajectory"]["lr"] == [0.01] * 4
+    assert any("needs at least 5 steps; a run of 4 keeps the learning rate constant" in n for n in short["notes"])
+
+
 # ---------------------------------------------------------------- nonsense and extremes
 
 
@@ -277,3 +403,5 @@ def test_plots_are_pngs_and_redraws_are_consistent():
     assert plots.loss_png(losses, 1.0, "MSE", [4])[:4] == b"\x89PNG"
     grown = plots.loss_png([10.0, 5.0, 2.0], 1.0, "MSE", x_max=10)
     assert plots.loss_png([10.0, 5.0, 2.0], 1.0, "MSE", x_max=10) == grown
+    cosine = plots.lr_png(q.sgd_settings(lr=0.1, steps=50, schedule="cosine").rates()[0])
+    assert cosine[:4] == b"\x89PNG" and plots.lr_png([0.1] * 50) != cosine

@@ -20,6 +20,7 @@ from dlcourse.quadratic import api
 from dlcourse.quadratic import session as qs
 from dlcourse.quadratic import relu_fit as rf
 from dlcourse.errors import BadInput
+from dlcourse.training.schedules import one_cycle
 from dlcourse.ui import quadratic as ui
 
 LESSON = q.make_data("lesson")
@@ -150,6 +151,31 @@ def test_the_session_keeps_sgds_path_and_breaks_it_after_a_divergence():
     assert run.diverged and all(math.isnan(v) for v in session.path[-1])
 
 
+@pytest.mark.parametrize("schedule", ["constant", "cosine", "one-cycle"])
+def test_relus_step_as_torch_sgd_under_the_schedule(schedule):
+    settings = q.sgd_settings("mse", 0.02, 0.9, 300, schedule=schedule)
+    result = rf.fit(LESSON, 6, settings, seed=7)
+    params = [p.requires_grad_() for p in rf.start_params(6, 7)]
+    optimizer = torch.optim.SGD(params, lr=settings.lr, momentum=settings.momentum)
+    scheduler = {"constant": lambda: None,
+                 "cosine": lambda: torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=settings.steps),
+                 "one-cycle": lambda: one_cycle(optimizer, settings.lr, settings.steps, settings.momentum)}[schedule]()
+    scaler = q.Standardiser.of(LESSON.x)
+    x, y = torch.from_numpy(scaler.apply(LESSON.x)), torch.from_numpy(LESSON.y)
+    for _ in range(settings.steps):
+        optimizer.zero_grad()
+        torch.nn.functional.mse_loss(rf.relu_sum(*params, x), y).backward()
+        optimizer.step()
+        if scheduler:
+            scheduler.step()
+    slopes, intercepts, constant = (p.detach().numpy() for p in params)
+    np.testing.assert_allclose(result.slopes, slopes / scaler.std, rtol=0, atol=1e-9)
+    np.testing.assert_allclose(result.intercepts, intercepts - slopes * scaler.mean / scaler.std, rtol=0, atol=1e-9)
+    assert result.constant == pytest.approx(float(constant), abs=1e-9)
+    lrs = api.fit_relus("lesson", 6, "mse", 0.02, 0.9, 300, 7, schedule=schedule)["trajectory"]["lr"]
+    np.testing.assert_allclose(lrs, settings.rates()[0])
+
+
 # ---------------------------------------------------------------- the handlers the browser calls
 
 
@@ -187,7 +213,7 @@ def test_fit_relus_through_gradio_client(quad_url):
     client = Client(quad_url, verbose=False)
     endpoint = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/fit_relus"]
     assert [p["parameter_name"] for p in endpoint["parameters"]] == [
-        "dataset", "relus", "loss", "lr", "momentum", "steps", "seed", "noise", "points"]
+        "dataset", "relus", "loss", "lr", "momentum", "steps", "seed", "noise", "points", "schedule"]
     tools = {tool["name"]: tool for tool in httpx.get(quad_url + "gradio_api/mcp/schema").json()}
     assert all(schema["description"] for schema in tools["fit_relus"]["inputSchema"]["properties"].values())
     result = client.predict(dataset="lesson", relus=8, loss="mse", lr=0.01, momentum=0.9, steps=2000, seed=42,
@@ -196,9 +222,13 @@ def test_fit_relus_through_gradio_client(quad_url):
     assert result["final"]["loss"] < result["least_squares"]["loss"] and len(result["trajectory"]["loss"]) == 2000
     with pytest.raises(AppError, match="Unknown loss"):
         client.predict(loss="hinge", api_name="/fit_relus")
-    body = json.dumps({"data": ["lesson", 8, "mse", float("nan"), 0.9, 10, 42, 1, 20]})
+    body = json.dumps({"data": ["lesson", 8, "mse", float("nan"), 0.9, 10, 42, 1, 20, "constant"]})
     event = httpx.post(quad_url + "gradio_api/call/fit_relus", content=body,
                        headers={"Content-Type": "application/json"}).json()["event_id"]
     stream = httpx.get(f"{quad_url}gradio_api/call/fit_relus/{event}", timeout=30).text
     assert "event: error" in stream and "learning rate must be a finite number" in stream
     assert client.predict(relus=2, steps=3, api_name="/fit_relus")["final"]["loss"] > 0  # still serving
+    cosine = client.predict(relus=4, steps=50, schedule="cosine", api_name="/fit_relus")
+    assert cosine == api.fit_relus(relus=4, steps=50, schedule="cosine") and cosine["trajectory"]["lr"][-1] < 1e-4
+    with pytest.raises(AppError, match="Unknown schedule 'warm'"):
+        client.predict(schedule="warm", api_name="/fit_relus")

@@ -157,7 +157,7 @@ def test_frozen_phase_trains_only_the_head_and_norm_layers():
 
 
 def test_one_cycle_warms_up_then_anneals_and_survives_phases_of_a_few_batches():
-    from dlcourse.training.learner import FINAL_DIV, one_cycle
+    from dlcourse.training.schedules import ONE_CYCLE, one_cycle
 
     for steps in range(1, 10):  # a frozen epoch of a tiny data set: PyTorch's OneCycleLR divided by zero here
         optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1)
@@ -170,4 +170,4 @@ def test_one_cycle_warms_up_then_anneals_and_survives_phases_of_a_few_batches():
         if steps <= 4:
             assert rates == [0.1] * steps
         else:
-            assert rates[0] < 0.1 / 10 and max(rates) > 0.09 and rates[-1] < 0.1 / FINAL_DIV * 30
+            assert rates[0] < 0.1 / 10 and max(rates) > 0.09 and rates[-1] < 0.1 / ONE_CYCLE.final_div_factor * 30

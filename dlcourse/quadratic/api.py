@@ -15,6 +15,7 @@ import torch
 
 from . import relu_fit as rf
 from ..errors import BadInput
+from ..training.schedules import ONE_CYCLE
 from .fit import (
     LOSSES,
     LR_RANGE,
@@ -37,6 +38,7 @@ from .fit import (
 
 DataSetName = Literal["lesson", "roller_coaster"]  # the choices a client sees in the endpoint's schema
 LossName = Literal["mae", "mse"]
+ScheduleName = Literal["constant", "cosine", "one-cycle"]
 
 PARAMETERS = {
     "dataset": "\"lesson\" (noisy 3x² + 2x + 1, x in [-2, 2]) or \"roller_coaster\" (chapter 4's speed, t = 0..19).",
@@ -48,6 +50,11 @@ PARAMETERS = {
           .replace("e-0", "e-"),
     "momentum": f"0 for plain SGD, up to {MOMENTUM_RANGE[1]:g}.",
     "steps": f"number of steps ({STEPS_RANGE[0]} to {STEPS_RANGE[1]}).",
+    "schedule": (f"how the learning rate changes over the steps: \"constant\" (lr throughout), \"cosine\" (from lr "
+                 f"down to 0 along half a cosine, as torch's CosineAnnealingLR with T_max = steps) or \"one-cycle\" "
+                 f"(train.py's: from lr/{ONE_CYCLE.div_factor:g} up to lr over the first {ONE_CYCLE.pct_start:.0%} of "
+                 f"the steps, then down to almost 0, as torch's OneCycleLR; momentum, when on, dips to "
+                 f"{ONE_CYCLE.base_momentum / ONE_CYCLE.max_momentum:.3g}× its value at the peak)."),
 }
 
 
@@ -111,19 +118,20 @@ def evaluate_quadratic(dataset: DataSetName = "lesson", noise: float = 1.0, poin
             standardise="fit on (x - mean) / std and report a, b, c back in the original units.")
 def fit_quadratic(dataset: DataSetName = "lesson", noise: float = 1.0, points: int = 20, seed: int = 42,
                   a: float = 1.1, b: float = 1.1, c: float = 1.1, loss: LossName = "mse", lr: float = 0.01,
-                  momentum: float = 0.0, steps: int = 100, standardise: bool = False) -> dict:
+                  momentum: float = 0.0, steps: int = 100, standardise: bool = False,
+                  schedule: ScheduleName = "constant") -> dict:
     """Fit y = a x² + b x + c to one of the book's data sets by SGD with torch autograd,
     starting from (a, b, c), and return every step.
 
     Returns:
         A dict: "trajectory" ({"params": [[a, b, c], ...] where each step evaluated the loss, "loss": [...],
-        "grad": [[dL/da, dL/db, dL/dc], ...]}; the gradient is with respect to the standardised fit's
-        parameters when standardise is on), "final" ({a, b, c, loss} after the last step), "least_squares"
-        ({a, b, c, loss}), "distance" (to least squares), "diverged", "message", "notes" (clamped inputs,
-        advice), "settings" (the values used), "data" ({"x", "y"}).
+        "grad": [[dL/da, dL/db, dL/dc], ...], "lr": [...] and "momentum": [...] each step used}; the gradient
+        is with respect to the standardised fit's parameters when standardise is on), "final" ({a, b, c, loss}
+        after the last step), "least_squares" ({a, b, c, loss}), "distance" (to least squares), "diverged",
+        "message", "notes" (clamped inputs, advice), "settings" (the values used), "data" ({"x", "y"}).
     """
     data = make_data(dataset, noise, points, seed)
-    settings = sgd_settings(loss, lr, momentum, steps, standardise)
+    settings = sgd_settings(loss, lr, momentum, steps, standardise, schedule)
     notes = list(data.notes) + list(settings.notes)
     start = clean_params(a, b, c, notes)
     if not math.isfinite(loss_of(start, data, settings.loss)):
@@ -139,6 +147,8 @@ def fit_quadratic(dataset: DataSetName = "lesson", noise: float = 1.0, points: i
             "params": _json_rows(run.params),
             "loss": _json_rows(run.losses),
             "grad": _json_rows(run.grads),
+            "lr": _json_rows(run.lrs),
+            "momentum": _json_rows(run.momentums),
         },
         "final": _abc(run.end, run.end_loss),
         "least_squares": _abc(best, loss_of(best, data, settings.loss)),
@@ -149,7 +159,7 @@ def fit_quadratic(dataset: DataSetName = "lesson", noise: float = 1.0, points: i
         "settings": {
             "dataset": data.name, "noise": data.noise, "points": data.points, "seed": data.seed,
             "start": _abc(start), "loss": settings.loss, "lr": settings.lr, "momentum": settings.momentum,
-            "steps": settings.steps, "standardise": settings.standardise,
+            "steps": settings.steps, "standardise": settings.standardise, "schedule": settings.schedule,
             "standardiser": {"mean": scaler.mean, "std": scaler.std} if scaler else None,
         },
         "data": {"x": _json_rows(data.x), "y": _json_rows(data.y)},
@@ -160,20 +170,20 @@ def fit_quadratic(dataset: DataSetName = "lesson", noise: float = 1.0, points: i
             seed="random seed of the data's noise and of the ReLUs' start (42 gives the lesson's points).")
 def fit_relus(dataset: DataSetName = "lesson", relus: int = 8, loss: LossName = "mse", lr: float = 0.01,
               momentum: float = 0.9, steps: int = 2000, seed: int = 42, noise: float = 1.0,
-              points: int = 20) -> dict:
+              points: int = 20, schedule: ScheduleName = "constant") -> dict:
     """Fit y = sum of N ReLUs max(0, m x + k) plus a constant to one of the quadratic tab's data sets by SGD.
 
-    The same data, losses, SGD (torch autograd, momentum) and limits as /fit_quadratic; x is standardised
+    The same data, losses, SGD (torch autograd, momentum, schedules) and limits as /fit_quadratic; x is standardised
     for the fit and the ReLUs are reported in x's own units.
 
     Returns:
         A dict: "final" ({"loss", "fresh_loss", "constant", "relus": [{"slope", "intercept", "kink"}]}),
-        "trajectory" ({"loss": [...], "fresh_loss": [...]} per step), "least_squares" (the best quadratic's
+        "trajectory" ({"loss": [...], "fresh_loss": [...], "lr": [...]} per step), "least_squares" (the best quadratic's
         {a, b, c, loss, fresh_loss}), "chasing_noise" (fresh-point loss rose while training loss fell), "diverged",
         "message", "notes" (clamped inputs), "settings", "data" and "fresh" ({"x", "y"}).
     """
     data = make_data(dataset, noise, points, seed)
-    settings = sgd_settings(loss, lr, momentum, steps)
+    settings = sgd_settings(loss, lr, momentum, steps, schedule=schedule)
     notes = list(data.notes) + list(settings.notes)
     n = rf.relus_count(relus, notes)
     result = rf.fit(data, n, settings, data.seed)
@@ -192,7 +202,8 @@ def fit_relus(dataset: DataSetName = "lesson", relus: int = 8, loss: LossName = 
             "relus": [{"slope": _json_float(m), "intercept": _json_float(k), "kink": _json_float(t)}
                       for m, k, t in zip(result.slopes, result.intercepts, kinks)],
         },
-        "trajectory": {"loss": _json_rows(result.losses), "fresh_loss": _json_rows(result.fresh_losses)},
+        "trajectory": {"loss": _json_rows(result.losses), "fresh_loss": _json_rows(result.fresh_losses),
+                       "lr": _json_rows(settings.rates()[0][:len(result.losses)])},
         "least_squares": quad,
         "chasing_noise": result.chasing_from is not None,
         "diverged": result.diverged,
@@ -200,7 +211,7 @@ def fit_relus(dataset: DataSetName = "lesson", relus: int = 8, loss: LossName = 
         "notes": notes,
         "settings": {"dataset": data.name, "noise": data.noise, "points": data.points, "seed": data.seed,
                      "relus": n, "loss": settings.loss, "lr": settings.lr, "momentum": settings.momentum,
-                     "steps": settings.steps},
+                     "steps": settings.steps, "schedule": settings.schedule},
         "data": {"x": _json_rows(data.x), "y": _json_rows(data.y)},
         "fresh": {"x": _json_rows(fresh.x), "y": _json_rows(fresh.y)},
     }

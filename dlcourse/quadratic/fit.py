@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import BadInput, shown
+from ..training.schedules import ONE_CYCLE, SCHEDULES, step_rates
 
 # ---- limits: values outside are clamped (with a note) so nothing can hang or blow up the server ----
 POINTS_RANGE = (3, 1000)  # a quadratic has 3 parameters: fewer points do not pin it down
@@ -178,6 +179,15 @@ def loss_name(name: Any) -> str:
     return key
 
 
+def schedule_name(name: Any) -> str:
+    """'constant', 'cosine' or 'one-cycle', from any capitalisation."""
+    key = name.strip().lower() if isinstance(name, str) else None
+    if key not in SCHEDULES:
+        raise BadInput(f"Unknown schedule {shown(name)}: choose 'constant', 'cosine' (from lr down to 0) "
+                       f"or 'one-cycle' (warm up to lr, then down, as train.py trains).")
+    return key
+
+
 def clean_params(a: Any, b: Any, c: Any, notes: list[str]) -> np.ndarray:
     """Start parameters as a float64 array, each clamped to +-PARAM_LIMIT."""
     return np.array([checked_number(n, v, -PARAM_LIMIT, PARAM_LIMIT, notes) for n, v in zip("abc", (a, b, c))])
@@ -190,14 +200,20 @@ class SGDSettings:
     momentum: float
     steps: int
     standardise: bool
+    schedule: str = "constant"
     notes: tuple[str, ...] = ()
+
+    def rates(self) -> tuple[np.ndarray, np.ndarray]:
+        """The learning rate and momentum of each of the run's steps, as the schedule sets them."""
+        return step_rates(self.schedule, self.lr, self.momentum, self.steps)
 
 
 def sgd_settings(loss: Any = "mse", lr: Any = 0.01, momentum: Any = 0.0, steps: Any = 100,
-                 standardise: Any = False) -> SGDSettings:
+                 standardise: Any = False, schedule: Any = "constant") -> SGDSettings:
     """Checked and clamped SGD settings; each clamp leaves a note."""
     notes: list[str] = []
     loss = loss_name(loss)
+    schedule = schedule_name(schedule)
     lr_value = checked_number("learning rate", lr, -math.inf, math.inf, notes)
     if lr_value <= 0:
         notes.append(f"learning rate {_fmt(lr_value)} cannot move the parameters downhill: "
@@ -205,8 +221,12 @@ def sgd_settings(loss: Any = "mse", lr: Any = 0.01, momentum: Any = 0.0, steps: 
         lr_value = LR_RANGE[0]
     lr_value = checked_number("learning rate", lr_value, *LR_RANGE, notes)
     momentum = checked_number("momentum", momentum, *MOMENTUM_RANGE, notes)
-    steps = checked_number("steps", steps, *STEPS_RANGE, notes, integer=True)
-    return SGDSettings(loss, lr_value, momentum, int(steps), _flag("standardise", standardise), tuple(notes))
+    steps = int(checked_number("steps", steps, *STEPS_RANGE, notes, integer=True))
+    if schedule == "one-cycle" and not ONE_CYCLE.fits(steps):
+        notes.append(f"one-cycle warms up over the first {ONE_CYCLE.pct_start:.0%} of the steps, so it needs at "
+                     f"least {math.floor(1 / ONE_CYCLE.pct_start) + 1} steps; a run of {steps} keeps the learning "
+                     f"rate constant.")
+    return SGDSettings(loss, lr_value, momentum, steps, _flag("standardise", standardise), schedule, tuple(notes))
 
 
 # ---------------------------------------------------------------- data
@@ -363,15 +383,18 @@ def scaling_advice(data: Data, standardise: bool) -> str | None:
 class SGDRun:
     """What a run of SGD did, step by step.
 
-    Row i holds the parameters (original units) at which step i evaluated the loss, that loss, and
-    its gradient (with respect to the parameters SGD updates: a', b', c' when standardised; NaN on
-    the row where the run stopped as diverged). `end` is where the parameters are after the last
-    update; `velocity` carries momentum into a following run.
+    Row i holds the parameters (original units) at which step i evaluated the loss, that loss, its
+    gradient (with respect to the parameters SGD updates: a', b', c' when standardised; NaN on the row
+    where the run stopped as diverged), and the learning rate and momentum the schedule gave step i.
+    `end` is where the parameters are after the last update; `velocity` carries momentum into a
+    following run.
     """
 
     params: np.ndarray  # (n, 3)
     losses: np.ndarray  # (n,)
     grads: np.ndarray  # (n, 3)
+    lrs: np.ndarray  # (n,)
+    momentums: np.ndarray  # (n,)
     end: np.ndarray  # (3,)
     end_loss: float
     velocity: np.ndarray  # (3,), in fit units
@@ -390,13 +413,15 @@ def divergence_bound(data: Data, loss: str, start_loss: float) -> float:
 
 
 def sgd(data: Data, start: Sequence[float], settings: SGDSettings, *, velocity: Sequence[float] | None = None,
-        loss_bound: float | None = None, first_step: int = 0) -> SGDRun:
+        loss_bound: float | None = None, first_step: int = 0, part: tuple[int, int] | None = None) -> SGDRun:
     """Run `settings.steps` steps of (full-batch) SGD from `start`, the book's way, with torch autograd.
 
     Each step, as chapter 4 writes it: loss = loss_fn(f(x, params), y); loss.backward(); velocity =
-    momentum velocity + grad; params.data -= lr velocity; params.grad = None. Stops early, as diverged,
-    when the loss stops being a finite number or passes `loss_bound` (by default DIVERGE_FACTOR times the
-    start or flat-line loss).
+    momentum velocity + grad; params.data -= lr velocity; params.grad = None, with step i's lr and
+    momentum from the settings' schedule (the same update as torch.optim.SGD under that scheduler).
+    Stops early, as diverged, when the loss stops being a finite number or passes `loss_bound` (by default
+    DIVERGE_FACTOR times the start or flat-line loss).
+    `part` = (first, stop) runs only those steps of the run's schedule (a run shown a few steps at a time);
     `first_step` numbers the steps in messages (a run that continues an earlier one).
     """
     x_fit, scaler = fit_inputs(data, settings.standardise)
@@ -407,7 +432,10 @@ def sgd(data: Data, start: Sequence[float], settings: SGDSettings, *, velocity: 
     start = np.asarray(start, dtype=np.float64)
     params = torch.tensor(scaler.to_fit(start) if scaler else start, dtype=torch.float64).requires_grad_()
     v = torch.zeros(3, dtype=torch.float64) if velocity is None else torch.tensor(velocity, dtype=torch.float64)
-    lr, momentum, steps = settings.lr, settings.momentum, settings.steps
+    first, stop = part or (0, settings.steps)
+    lrs, momentums = (rates[first:stop] for rates in settings.rates())
+    lr_list, momentum_list = lrs.tolist(), momentums.tolist()
+    steps = stop - first
 
     seen_p = np.empty((steps, 3))
     seen_l = np.empty(steps)
@@ -431,9 +459,10 @@ def sgd(data: Data, start: Sequence[float], settings: SGDSettings, *, velocity: 
         loss.backward()
         grad = params.grad
         seen_grads.append(grad)
-        params.data.sub_(v.mul_(momentum).add_(grad) if momentum else grad, alpha=lr)
+        momentum = momentum_list[i]
+        params.data.sub_(v.mul_(momentum).add_(grad) if momentum else grad, alpha=lr_list[i])
         params.grad = None
-    if not momentum and seen_grads:
+    if not settings.momentum and seen_grads:
         v = seen_grads[-1].clone()  # the velocity of plain SGD: its last step (a later run may add momentum)
 
     n = steps if diverged_at is None else diverged_at + 1
@@ -451,7 +480,7 @@ def sgd(data: Data, start: Sequence[float], settings: SGDSettings, *, velocity: 
             diverged_at = n
     else:
         end, end_loss = rows[-1], float(losses[-1])
-    run = SGDRun(rows, losses, grads, end, end_loss, v.numpy().copy(), settings.standardise)
+    run = SGDRun(rows, losses, grads, lrs[:n], momentums[:n], end, end_loss, v.numpy().copy(), settings.standardise)
     if diverged_at is not None:
         run.diverged = True
         run.reason = divergence_reason(data, settings, run, diverged_at, first_step)

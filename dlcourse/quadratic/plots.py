@@ -1,4 +1,5 @@
-"""Pictures for the quadratic tab: the data with the current and the least-squares curves, and the loss curve.
+"""Pictures for the quadratic tab: the data with the current and the least-squares curves, the loss curve and
+the learning rate per step under it.
 
 Speed matters here: the curve is redrawn on every slider move, and a full matplotlib draw is slow on a
 small CPU, so the curve plot is blitted: for a given data set the axes, points and dashed least-squares
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import functools
 import io
 import math
 import threading
@@ -29,10 +31,12 @@ from .fit import Data, LossSurface, quadratic
 
 CURVE_SIZE = (6.4, 3.8)  # inches at DPI: 640 x 380 px
 LOSS_SIZE = (6.4, 2.2)
+LR_SIZE = (6.4, 1.4)
 DPI = 100
 CURVE_SAMPLES = 200
 POOL_SIZE = 4  # figures kept per kind; more concurrent requests wait for one
-COLOURS = {"data": "#1f77b4", "current": "#d62728", "best": "#2ca02c", "residual": "#d62728", "loss": "#9467bd"}
+COLOURS = {"data": "#1f77b4", "current": "#d62728", "best": "#2ca02c", "residual": "#d62728", "loss": "#9467bd",
+           "lr": "#ff7f0e"}
 
 T = TypeVar("T")
 
@@ -245,6 +249,29 @@ def loss_png(losses: Sequence[float], best_loss: float | None = None, label: str
 
 
 # ---------------------------------------------------------------- drawn once per request: no blitting needed
+
+
+def lr_png(lrs: Sequence[float], x_max: int | None = None) -> bytes:
+    """The learning rate per step, under the loss curve: the same step axis (`x_max` as for `loss_png`) and
+    margins. A run's whole schedule is known when it starts, so its frames share one picture: drawn once."""
+    lrs = np.asarray(lrs, dtype=np.float64)
+    return _lr_png(lrs.tobytes(), max(int(x_max or 0), len(lrs) - 1, 1))
+
+
+@functools.lru_cache(maxsize=POOL_SIZE)
+def _lr_png(lrs_bytes: bytes, x_max: int) -> bytes:
+    lrs = np.frombuffer(lrs_bytes)
+    fig, canvas = _figure(LR_SIZE)
+    fig.subplots_adjust(left=0.11, right=0.98, top=0.94, bottom=0.3)
+    ax = fig.add_subplot()
+    ax.plot(*_thin(lrs), color=COLOURS["lr"], lw=1.6, marker="o" if x_max <= 30 else None, ms=3)
+    ax.set_xlim(-0.02 * x_max, x_max * 1.02)
+    ax.set_ylim(0, 1.1 * float(np.max(lrs)) if len(lrs) else 1.0)
+    ax.set_xlabel("step", labelpad=1)
+    ax.set_ylabel("learning rate")
+    ax.grid(alpha=0.3)
+    canvas.draw()
+    return _encode_png(canvas)
 
 
 def _figure(size: tuple[float, float]) -> tuple[Figure, FigureCanvasAgg]:

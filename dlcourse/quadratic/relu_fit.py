@@ -95,7 +95,7 @@ def start_params(relus: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, tor
 
 
 def fit(data: Data, relus: int, settings: SGDSettings, seed: int) -> ReluFit:
-    """`settings.steps` steps of full-batch SGD with momentum on the ReLUs, the quadratic's way."""
+    """`settings.steps` steps of full-batch SGD with momentum on the ReLUs, the quadratic's way (and schedule)."""
     scaler = Standardiser.of(data.x)
     xt, yt = torch.from_numpy(scaler.apply(data.x)), torch.from_numpy(data.y)
     fresh = fresh_points(data)
@@ -103,6 +103,7 @@ def fit(data: Data, relus: int, settings: SGDSettings, seed: int) -> ReluFit:
     loss_fn = LOSSES[settings.loss]
     params = [p.requires_grad_() for p in start_params(relus, seed)]
     velocity = [torch.zeros_like(p) for p in params]
+    lrs, momentums = (rates.tolist() for rates in settings.rates())
     losses = np.full(settings.steps, np.nan)
     fresh_losses = np.full(settings.steps, np.nan)
     bound = math.inf
@@ -121,8 +122,8 @@ def fit(data: Data, relus: int, settings: SGDSettings, seed: int) -> ReluFit:
         loss.backward()
         with torch.no_grad():
             for p, v in zip(params, velocity):
-                v.mul_(settings.momentum).add_(p.grad)
-                p -= settings.lr * v
+                v.mul_(momentums[i]).add_(p.grad)
+                p -= lrs[i] * v
                 p.grad = None
     slopes, intercepts, constant = (p.detach().numpy() for p in params)
     # back to x's units: m' (x - mean) / std + k' = (m' / std) x + (k' - m' mean / std)

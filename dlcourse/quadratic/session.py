@@ -40,6 +40,7 @@ class Session:
     velocity: np.ndarray | None = None  # momentum, in the units of the last run's fit
     velocity_standardised: bool = False
     losses: list[float] = field(default_factory=list)
+    lrs: list[float] = field(default_factory=list)  # each step's learning rate, beside `losses`
     trace: list[list[float]] = field(default_factory=list)  # [step, a, b, c, loss, ga, gb, gc], oldest first
     path: list[list[float]] = field(default_factory=list)  # (a, b, c) where each step measured the loss; NaNs after a divergence
     steps: int = 0
@@ -63,22 +64,25 @@ def session_for(session: Session | None, data: Data, loss: str, sliders: Sequenc
     return new_session(data, sliders, loss)
 
 
-def advance(session: Session, data: Data, settings: SGDSettings, steps: int,
+def advance(session: Session, data: Data, settings: SGDSettings, steps: int | None = None, done: int = 0,
             revert_to: Sequence[float] | None = None) -> tuple[Session, SGDRun]:
-    """Run `steps` SGD steps from the session's parameters; a new Session and the run.
+    """Run `steps` SGD steps of the run `settings` describe (all of them by default; `done` of them have
+    already been run, so its schedule goes on from there) from the session's parameters; a new Session
+    and the run.
 
     On divergence the parameters go back to `revert_to` (where the user's run started; by default
     where these steps started) and momentum is dropped, so the state stays usable.
     """
-    settings = dataclasses.replace(settings, steps=int(steps))
+    stop = settings.steps if steps is None else done + int(steps)
     velocity = session.velocity if session.velocity_standardised == settings.standardise else None
     run = sgd(data, session.params, settings, velocity=velocity, loss_bound=session.bound,
-              first_step=session.steps)
+              first_step=session.steps, part=(done, stop))
     first = session.steps
     rows = np.column_stack([np.arange(first, first + run.steps), run.params, run.losses, run.grads])
     new = dataclasses.replace(
         session,
         losses=(session.losses + run.losses.tolist())[-HISTORY:],
+        lrs=(session.lrs + run.lrs.tolist())[-HISTORY:],
         trace=(session.trace + rows.tolist())[-TRACE_ROWS:],
         path=(session.path + run.params.tolist() + ([[math.nan] * 3] if run.diverged else []))[-HISTORY:],
         steps=first + run.steps,

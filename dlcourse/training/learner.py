@@ -37,20 +37,9 @@ from . import distributed
 from .data import DecodedOnDevice, EncodedImages, ImageFiles, collate_encoded
 from .distributed import Processes
 from .evaluate import outputs
+from .schedules import one_cycle
 
 NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
-PCT_START = 0.25  # share of each one-cycle spent warming up, as in fastai
-FINAL_DIV = 1e5  # the last learning rate is lr / FINAL_DIV
-
-
-def one_cycle(optimizer: torch.optim.Optimizer, lr: float, steps: int) -> torch.optim.lr_scheduler.LRScheduler:
-    """fastai's one-cycle schedule over `steps` batches. A phase whose warm-up would last a batch or less keeps
-    `lr` constant instead: PyTorch's OneCycleLR divides by zero there (a tiny data set, a frozen epoch)."""
-    if PCT_START * steps <= 1:
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    return torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=lr, total_steps=steps, pct_start=PCT_START, final_div_factor=FINAL_DIV
-    )
 
 
 @dataclass(frozen=True)

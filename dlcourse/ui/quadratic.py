@@ -21,6 +21,7 @@ from ..quadratic import api
 from ..quadratic import plots
 from ..quadratic import session as qs
 from ..quadratic import relu_fit as rf
+from ..training.schedules import ONE_CYCLE, SCHEDULES
 from .common import shows_errors
 
 # A run shows at most this many frames, at most one per FRAME_SECONDS: 1000 steps animate in ~2 s.
@@ -46,23 +47,30 @@ EXPLAIN_LOSS = """\
 (the thin red lines), MSE averages their squares, so big misses count much more. Noise means it can
 never reach 0: the dashed green curve is the lowest MSE there is, found in one go by least squares."""
 
-EXPLAIN_SGD = """\
+EXPLAIN_SGD = f"""\
 **Gradient**: for each of a, b, c, how fast the loss changes as that parameter goes up. PyTorch works it out:
 `loss.backward()` fills `params.grad`. **Learning rate**: how far to move against it each step,
 `params -= lr * params.grad`. Too small and SGD crawls; too big and each step overshoots and the loss
 explodes. **Momentum** keeps part of the previous steps' direction, which helps along long narrow valleys
 (0 is the book's plain SGD). **Standardise x** fits on (x − mean) / std, so x², x and 1 are of similar size.
+A **learning-rate schedule** changes the rate over each run's N steps (drawn under the loss): *cosine* lowers
+it from lr to 0, so the steps shrink as SGD nears the bottom; *one-cycle*, as `train.py` trains, warms up from
+lr/{ONE_CYCLE.div_factor:g} to lr over the first {ONE_CYCLE.pct_start:.0%} of the steps, then lowers it to almost 0.
 
 *What to try:* on the lesson's data with MAE and lr 0.01, press *Step once* a few times and watch the loss
 fall. Switch to MSE and push the learning rate to 1: it diverges. On the roller coaster, run 1000 steps at
-lr 1e-5 and see c hardly move; then tick *standardise x*, set lr 0.1 and momentum 0.9, and run again."""
+lr 1e-5 and see c hardly move; then tick *standardise x*, set lr 0.1 and momentum 0.9, and run again.
+Back on the lesson's data with MAE, set lr 1 (log₁₀ 0) and run 100 steps: the loss keeps bouncing and ends
+at 1.24, above least squares' 1.01. Reset, choose *cosine* or *one-cycle* and run again: it settles at 0.99
+(MAE's own best lies a little below least squares'). With MSE, 100 steps at lr 0.25 (log₁₀ −0.6) diverge
+under constant and cosine; one-cycle's gentle start lets the same peak rate reach least squares."""
 
 
 EXPLAIN_RELUS = """\
 A **ReLU** (rectified linear unit) is a line with its negative part cut off: max(0, m x + k), flat and then
 straight. Add up N of them and a constant and the sum bends wherever one of them starts: with enough of them
 it can follow any curve, with no x² anywhere. Each faint line below is one ReLU; the red line is their sum.
-They are fitted by the same SGD as the quadratic (the loss, learning rate and momentum chosen above).
+They are fitted by the same SGD as the quadratic (the loss, learning rate, momentum and schedule chosen above).
 The grey dots are fresh points from the same curve that the fit never sees: when more ReLUs only bend to
 follow this sample's noise, the loss on them rises while the training loss still falls.
 
@@ -97,18 +105,21 @@ def _trace_frame(session: qs.Session) -> pd.DataFrame:
 
 
 def _view(data: q.Data, session: qs.Session, standardise: bool, notes: list[str], with_history: bool = True,
-          x_max: int | None = None):
-    """Plot, loss line, status, loss curve (steps up to `x_max`), trace and state for a session."""
+          x_max: int | None = None, lrs: list[float] | None = None):
+    """Plot, loss line, status, loss curve (steps up to `x_max`), learning rates (`lrs`, by default the
+    session's), trace and state for a session."""
     r = qs.readout(data, session.params, session.loss)
     curve = plots.curve_png(data, r.best, session.params)
-    loss_curve = None
+    loss_curve = lr_curve = None
     if with_history and session.losses:
         loss_curve = plots.loss_png(session.losses, r.best_loss, session.loss.upper(), session.diverged_at, x_max)
+        lr_curve = plots.lr_png(session.lrs if lrs is None else lrs, x_max)
     return (
         _plot(curve),
         qs.loss_line(session.params, r, session.loss),
         qs.status_text(data, standardise, notes, session.message),
         _plot(loss_curve),
+        _plot(lr_curve),
         _trace_frame(session),
         session,
     )
@@ -143,8 +154,9 @@ def preset(dataset):
     return (*sliders, spec.loss, math.log10(spec.lr))
 
 
-def _frame(data: q.Data, session: qs.Session, settings: q.SGDSettings, notes: list[str], x_max: int):
-    view = _view(data, session, settings.standardise, notes, x_max=x_max)
+def _frame(data: q.Data, session: qs.Session, settings: q.SGDSettings, notes: list[str], x_max: int,
+           lrs: list[float] | None):
+    view = _view(data, session, settings.standardise, notes, x_max=x_max, lrs=lrs)
     return (*view, *_slider_values(session.params, data.spec))
 
 
@@ -158,37 +170,38 @@ def _learning_rate(lr_log: Any) -> Any:
 
 @shows_errors
 def sgd_steps(dataset, noise, points, seed, a, b, c, loss, lr_log, momentum, steps, standardise, session,
-              once=False):
+              schedule="constant", once=False):
     """Step once, or Run N steps: yields a frame every few steps (throttled), the last one with a summary."""
     data, loss, params, notes = _inputs(dataset, noise, points, seed, a, b, c, loss)
-    settings = q.sgd_settings(loss, _learning_rate(lr_log), momentum, 1 if once else steps, standardise)
+    settings = q.sgd_settings(loss, _learning_rate(lr_log), momentum, 1 if once else steps, standardise, schedule)
     notes += settings.notes
     session = qs.session_for(session, data, loss, params)
     start = session.params.copy()
     start_loss = q.loss_of(start, data, loss)
     total = settings.steps
     x_max = session.steps + total
+    planned_lrs = session.lrs + settings.rates()[0].tolist()  # the whole run's schedule, drawn from the start
     frames = min(total, MAX_FRAMES)
     bounds = np.linspace(0, total, frames + 1).round().astype(int)
     for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:])):
         began = time.monotonic()
-        session, run = qs.advance(session, data, settings, hi - lo, revert_to=start)
+        session, run = qs.advance(session, data, settings, hi - lo, done=lo, revert_to=start)
         done = run.diverged or k == frames - 1
         if not run.diverged:
             session.message = (q.summary(data, settings, steps=total, start_loss=start_loss, end=session.params,
                                          end_loss=run.end_loss)
                                if done else f"Running: {hi} of {total} steps…")
-        yield _frame(data, session, settings, notes, x_max)
+        yield _frame(data, session, settings, notes, x_max, None if run.diverged else planned_lrs)
         if done:
             return
         time.sleep(max(0.0, FRAME_SECONDS - (time.monotonic() - began)))
 
 
 @shows_errors
-def fit_with_relus(dataset, noise, points, seed, loss, lr_log, momentum, relus, steps):
+def fit_with_relus(dataset, noise, points, seed, loss, lr_log, momentum, relus, steps, schedule="constant"):
     """Fit the tab's data with a sum of ReLUs: the fit, each part, the losses and what they say."""
     data = q.make_data(dataset, noise, points, seed)
-    settings = q.sgd_settings(loss, _learning_rate(lr_log), momentum, steps)
+    settings = q.sgd_settings(loss, _learning_rate(lr_log), momentum, steps, schedule=schedule)
     notes = list(data.notes) + list(settings.notes)
     count = rf.relus_count(relus, notes)
     result = rf.fit(data, count, settings, data.seed)
@@ -245,6 +258,8 @@ def tab() -> gr.Blocks:
                                          elem_id="quad-momentum", min_width=140)
                     steps = gr.Slider(1, UI_MAX_STEPS, value=10, step=1, label="N (steps per run)",
                                       elem_id="quad-steps", min_width=140)
+                schedule = gr.Radio(list(SCHEDULES), value="constant", elem_id="quad-schedule",
+                                    label="learning-rate schedule, over each run's N steps")
                 standardise = gr.Checkbox(False, label="standardise x: fit on (x − mean) / std",
                                           elem_id="quad-standardise")
                 with gr.Row():
@@ -260,7 +275,8 @@ def tab() -> gr.Blocks:
                 loss_md = gr.Markdown(view0[1], elem_id="quad-loss")
                 status = gr.Markdown(view0[2], elem_id="quad-status")
                 loss_plot = gr.Plot(None, label="loss per step", show_label=False, elem_id="quad-loss-curve")
-                trace = gr.Dataframe(view0[4], label="trace: newest step first (parameters where each step "
+                lr_plot = gr.Plot(None, label="learning rate per step", show_label=False, elem_id="quad-lr-curve")
+                trace = gr.Dataframe(view0[5], label="trace: newest step first (parameters where each step "
                                      "measured the loss, and its gradient)", interactive=False, max_height=300,
                                      elem_id="quad-trace")
         with gr.Row(equal_height=False):
@@ -285,10 +301,10 @@ def tab() -> gr.Blocks:
                                        show_label=False, elem_id="quad-contours")
 
         data_inputs = [dataset, noise, points, seed, *sliders, loss]
-        view = [plot, loss_md, status, loss_plot, trace, session]
+        view = [plot, loss_md, status, loss_plot, lr_plot, trace, session]
         private = {"api_visibility": "private", "show_progress": "hidden"}
 
-        run_inputs = [*data_inputs, lr_log, momentum, steps, standardise, session]
+        run_inputs = [*data_inputs, lr_log, momentum, steps, standardise, session, schedule]
         run_event = run_btn.click(sgd_steps, run_inputs, [*view, *sliders], **private)
         step_event = step_btn.click(_step_once, run_inputs, [*view, *sliders], **private)
         running = [run_event, step_event]
@@ -296,7 +312,7 @@ def tab() -> gr.Blocks:
         for event in running:
             event.then(landscape, landscape_inputs, contours, **private)
         pair.change(landscape, landscape_inputs, contours, **private)
-        relu_inputs = [dataset, noise, points, seed, loss, lr_log, momentum, relus, relu_steps]
+        relu_inputs = [dataset, noise, points, seed, loss, lr_log, momentum, relus, relu_steps, schedule]
         relu_btn.click(fit_with_relus, relu_inputs, [relu_plot, relu_losses, relu_text], **private)
 
         for slider in sliders:
