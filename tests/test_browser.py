@@ -16,6 +16,7 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, 
 from conftest import EXAMPLES_DIR, ROOT
 from dlcourse.quadratic import fit as q
 from dlcourse.quadratic import api
+from dlcourse.quadratic import plots
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -244,6 +245,28 @@ def test_run_makes_the_loss_fall_and_the_fitted_values_appear_in_the_sliders(pag
     expect(page.locator("#quad-trace")).to_contain_text(f"{fit['trajectory']['loss'][39]:.4g}")
     no_error_shown(page)
     screenshot(page, "quadratic-run")
+
+
+def test_a_chosen_schedule_runs_and_its_learning_rate_is_drawn_under_the_loss(page):
+    """The tab's What to try: MAE at lr 1 under cosine settles, and the rate falls to 0 under the loss curve."""
+    open_tab(page, "Fit a quadratic")
+    type_into(slider(page, "lr"), "0")
+    expect(page.locator("#quad-lr-value")).to_have_text("lr = 1")
+    type_into(slider(page, "steps"), "100")
+    expect(page.locator("#quad-run")).to_have_text("Run 100 steps")
+    page.locator("#quad-schedule").get_by_text("cosine").click()
+    page.locator("#quad-run").click()
+    expect(page.locator("#quad-status")).to_contain_text("100 steps: MAE", timeout=60_000)
+    fit = api.fit_quadratic("lesson", 1.0, 20, 42, 1.1, 1.1, 1.1, loss="mae", lr=1, steps=100, schedule="cosine")
+    assert loss_value(page) == pytest.approx(fit["final"]["loss"], rel=1e-3)
+    assert fit["final"]["loss"] < fit["least_squares"]["loss"]  # settled at MAE's best
+    loss_curve, lr_curve = page.locator("#quad-loss-curve img"), page.locator("#quad-lr-curve img")
+    expect(loss_curve).to_be_visible()
+    expect(lr_curve).to_be_visible()
+    assert lr_curve.get_attribute("src") == plots.data_url(plots.lr_png(fit["trajectory"]["lr"], 100))
+    assert lr_curve.bounding_box()["y"] > loss_curve.bounding_box()["y"]  # under the loss curve
+    no_error_shown(page)
+    screenshot(page, "quadratic-cosine")
 
 
 def test_quadratic_nonsense_values_say_why_and_the_next_action_works(page):
