@@ -403,5 +403,9 @@ def test_plots_are_pngs_and_redraws_are_consistent():
     assert plots.loss_png(losses, 1.0, "MSE", [4])[:4] == b"\x89PNG"
     grown = plots.loss_png([10.0, 5.0, 2.0], 1.0, "MSE", x_max=10)
     assert plots.loss_png([10.0, 5.0, 2.0], 1.0, "MSE", x_max=10) == grown
-    cosine = plots.lr_png(q.sgd_settings(lr=0.1, steps=50, schedule="cosine").rates()[0])
+    rates = q.sgd_settings(lr=0.1, steps=50, schedule="cosine").rates()[0]
+    cosine = plots.lr_png(rates)
     assert cosine[:4] == b"\x89PNG" and plots.lr_png([0.1] * 50) != cosine
+    kept = plots.LrPlot()  # a figure drawn again shows only what it is given now
+    kept.draw(np.full(300, 5.0), 300)
+    assert kept.draw(rates, 49) == plots.LrPlot().draw(rates, 49) == cosine
