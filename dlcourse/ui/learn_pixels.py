@@ -129,6 +129,14 @@ def section(baseline: PixelBaseline) -> gr.Blocks:
         return _view(training_for(None, model, lr, batch_size, seed, book_start, notes), reference, int(epochs), notes)
 
     @shows_errors
+    def settings_changed(model, lr, batch_size, seed, book_start, epochs, state):
+        """A fresh training for new settings, unless a step already started one with them: a visitor who types a
+        batch size and clicks at once gets the step, whichever of the two events the server handles first."""
+        notes: list[str] = []
+        training = training_for(state, model, lr, batch_size, seed, book_start, notes)
+        return _view(training, reference, max(training.epoch + 1, int(epochs)), notes)
+
+    @shows_errors
     def step_batch(model, lr, batch_size, seed, book_start, epochs, state):
         notes: list[str] = []
         training = training_for(state, model, lr, batch_size, seed, book_start, notes)
@@ -196,8 +204,9 @@ def section(baseline: PixelBaseline) -> gr.Blocks:
         batch_event = batch_btn.click(step_batch, [*settings, state], outputs, cancels=[run_event], **private)
         running = [run_event, epoch_event, batch_event]
         reset_btn.click(reset, settings, outputs, cancels=running, **private)
-        gr.on([model.input, seed.input, batch_size.input, book_start.input], reset, settings, outputs,
-              cancels=running, trigger_mode="always_last", **private)
+        # a running animation stops when the settings change; a single batch step is short and is kept
+        gr.on([model.input, seed.input, batch_size.input, book_start.input], settings_changed, [*settings, state],
+              outputs, cancels=[run_event, epoch_event], trigger_mode="always_last", **private)
 
         gr.api(shows_errors(learn_pixels), api_name="learn_pixels")
     return blocks
