@@ -7,10 +7,13 @@
     torchrun --standalone --nproc_per_node 2 train.py --data ...   # DDP: several GPUs (NCCL) or CPU processes (gloo)
     python train.py --data path/to/images --show-batch --lr-find  # look first: a batch, the lr finder; no training
     python train.py --data path/to/images --lr-find valley        # train with the finder's valley suggestion
+    python train.py --data path/to/images --resume                # continue an interrupted run from model/model.ckpt
+    python train.py --data path/to/images --keep best --keep-metric accuracy   # keep the best epoch, not the last
 
-The flow, top to bottom: data -> model and its input config -> fastai-style fine-tune (freeze, unfreeze,
-one-cycle) -> validation report (reports/<model>/: confusion matrix, most confused, top losses, curves)
--> model file (model/model.pkl, loads with torch.load(weights_only=True), the report's summary inside) -> Hub.
+The flow, top to bottom: data -> model and its input config -> fastai's fine_tune (freeze, unfreeze with
+discriminative learning rates, one-cycle), a checkpoint at every epoch's end (model/model.ckpt, beside --out)
+-> validation report (reports/<model>/: confusion matrix, most confused, top losses, curves) -> model file
+(model/model.pkl, loads with torch.load(weights_only=True), the report's summary inside) -> Hub.
 The pieces live in dlcourse/training/. Under torchrun only rank 0 prints, writes and pushes;
 --batch-size is per process (the global batch is batch size x processes) and --lr is used as given.
 """
@@ -24,6 +27,8 @@ from dataclasses import replace
 from pathlib import Path
 
 from dlcourse.errors import BadInput
+
+KEEP_METRICS = ("valid_loss", "accuracy", "error_rate")  # as dlcourse.training.learner.KEEP_METRICS (a test checks)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -82,8 +87,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     t.add_argument("--freeze-epochs", type=int,
                    help="epochs training only the new head first (default: 1 when pretrained, 0 from scratch)")
     t.add_argument("--lr", type=float, default=2e-3,
-                   help="peak learning rate of the one-cycle schedule, AdamW (default %(default)s); "
-                        "halved for the unfrozen phase after a frozen one, as in fastai")
+                   help="peak learning rate of the one-cycle schedule, AdamW (default %(default)s); fine-tuning "
+                        "pretrained weights, halved for the unfrozen phase, as fastai's fine_tune")
+    t.add_argument("--lr-mult", type=float, default=100.0,
+                   help="fine-tuning pretrained weights, the unfrozen phase's discriminative rates: the body at "
+                        "lr / 2 / LR_MULT, the head at lr / 2, as fastai's fine_tune(lr_mult=...); 1 gives every "
+                        "layer the same rate (default %(default)g)")
     t.add_argument("--batch-size", type=int, default=64,
                    help="images per step per process; under torchrun the global batch is this times the number "
                         "of processes (default %(default)s)")
@@ -121,8 +130,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="elastic distortion strength, alpha at 28 px, scaled with the size (default: 0 photos, "
                         "34 digits, as Simard et al. for MNIST); applied to half the images")
 
-    o = p.add_argument_group("output")
+    o = p.add_argument_group("output, checkpoints and resuming")
     o.add_argument("--out", default="model/model.pkl", help="the model file to write (default %(default)s)")
+    o.add_argument("--keep", choices=("last", "best"), default="last",
+                   help="the epoch whose weights go into the model file: the last, or the best by --keep-metric "
+                        "(fastai's SaveModelCallback); the file, its report and model card give that epoch's "
+                        "figures (default %(default)s)")
+    o.add_argument("--keep-metric", choices=KEEP_METRICS, default="valid_loss",
+                   help="what --keep best compares: valid_loss and error_rate lower, accuracy higher (default %(default)s)")
+    o.add_argument("--checkpoint-dir", metavar="DIR",
+                   help="where the checkpoint written at every epoch's end goes, named after --out (default: "
+                        "beside --out: model/model.ckpt). On Colab or Kaggle, a mounted drive: it outlives the machine")
+    o.add_argument("--resume", nargs="?", const=True, metavar="CHECKPOINT",
+                   help="continue an interrupted run from its checkpoint (bare: the one --out and --checkpoint-dir "
+                        "name) with the same data and settings; the model file is the one an uninterrupted run "
+                        "writes. A checkpoint of other data or settings is refused, naming the difference")
     o.add_argument("--push-to-hub", metavar="USER/NAME",
                    help="also upload the model file and a model card to this Hub model repo (created if needed); "
                         "token from HF_TOKEN or `hf auth login`")
@@ -159,8 +181,8 @@ def train(args: argparse.Namespace, procs) -> None:
     from dlcourse.hub.model_repo import hub_token, push_to_hub
     from dlcourse.served.modelfile import ModelInfo, save_model_file
     from dlcourse.served.preprocess import create_transform
-    from dlcourse.training import distributed, insight
-    from dlcourse.training.data import CsvLabels, load_data
+    from dlcourse.training import checkpoint, distributed, insight
+    from dlcourse.training.data import CsvLabels, fingerprint, load_data
     from dlcourse.training.export import command_line, describe, pick_examples, versions
     from dlcourse.training.learner import Learner, Recipe, check_arch, create_model, input_config, seed_everything
     from dlcourse.training.transforms import default_augment
@@ -170,8 +192,12 @@ def train(args: argparse.Namespace, procs) -> None:
     crop_scale = _crop_scale(args.crop_scale)
     if args.epochs < 0 or (args.freeze_epochs or 0) < 0 or args.epochs + (args.freeze_epochs or 0) == 0:
         raise BadInput("nothing to train: give --epochs (and --freeze-epochs) a positive number.")
-    if args.batch_size < 1 or args.lr <= 0:
-        raise BadInput("--batch-size and --lr must be positive.")
+    if args.batch_size < 1 or args.lr <= 0 or args.lr_mult <= 0:
+        raise BadInput("--batch-size, --lr and --lr-mult must be positive.")
+    if args.resume and (args.lr_find or args.show_batch):
+        raise BadInput("--resume continues a run; --lr-find and --show-batch look before one starts: not both.")
+    checkpoint_path = checkpoint.path_for(args.out, args.checkpoint_dir)
+    resume_path = checkpoint_path if args.resume is True else args.resume
     if args.push_to_hub and procs.is_main and not hub_token():
         print(f"warning: --push-to-hub {args.push_to_hub} but no Hugging Face token (HF_TOKEN or `hf auth login`): "
               "the model file will be written, the upload will fail.", file=sys.stderr, flush=True)
@@ -201,6 +227,7 @@ def train(args: argparse.Namespace, procs) -> None:
         lr=args.lr, batch_size=args.batch_size, weight_decay=args.wd, label_smoothing=args.label_smoothing,
         workers=args.workers if args.workers is not None else distributed.default_workers(procs.local_world_size),
         amp=args.amp, seed=args.seed, compile=args.compile, decode=args.decode,
+        pretrained=pretrained, lr_mult=args.lr_mult, keep=args.keep, keep_metric=args.keep_metric,
     )
     learner = Learner(model, data.train.with_transform(create_transform(meta, augment)),
                       data.valid.with_transform(create_transform(meta)), recipe, procs)
@@ -212,9 +239,16 @@ def train(args: argparse.Namespace, procs) -> None:
         return
     recipe = learner.recipe  # --lr-find valley|steep may have set the learning rate
 
-    # 4. Train: the head alone, then everything; a table line per epoch.
-    history = learner.fit()
-    final = history[-1]
+    # 4. Train: the head alone, then everything; a table line and a checkpoint per epoch. Resuming, from
+    #    where the checkpoint stands, once it is known to come from this data and these settings.
+    run_settings = checkpoint.settings(meta, recipe, augment, os.path.basename(args.weights) if args.weights else None,
+                                       procs.world_size)
+    data_fingerprint = fingerprint(data)
+    if resume_path:
+        checkpoint.resume(resume_path, learner, run_settings, data_fingerprint)
+    history = learner.fit(after_epoch=lambda: checkpoint.write(checkpoint_path, learner, run_settings, data_fingerprint))
+    final = learner.use_kept_epoch()  # the last epoch, or with --keep best the best one (its weights in the model)
+    meta.kept_epoch = final["epoch"]
 
     # 5. Report (rank 0): confusion matrix, most confused pairs, top losses, curves -> the report folder;
     #    a compact summary of it goes into the model file, with a few small validation images per class that
@@ -248,7 +282,8 @@ def train(args: argparse.Namespace, procs) -> None:
         )
         path = save_model_file(args.out, learner.state_dict(), meta)
         size_mb = path.stat().st_size / 2**20
-        procs.print(f"accuracy {final['accuracy']:.4f} (error_rate {final['error_rate']:.4f}) on {data.split}; "
+        kept = f"epoch {final['epoch']} (best {args.keep_metric}): " if args.keep == "best" else ""
+        procs.print(f"{kept}accuracy {final['accuracy']:.4f} (error_rate {final['error_rate']:.4f}) on {data.split}; "
                     f"{meta.train_seconds / 60:.1f} min in all ({meta.cpu_seconds / 60:.1f} CPU-min); "
                     f"wrote {path} ({size_mb:.1f} MB)")
 

@@ -45,6 +45,7 @@ def model_card(meta: ModelInfo, repo_id: str = "", report_files: dict[str, str] 
         f"| validation accuracy | {meta.accuracy if meta.accuracy is not None else float('nan'):.4f} |",
         f"| validation error rate | {metrics.get('error_rate', float('nan')):.4f} |",
         f"| validation loss | {metrics.get('valid_loss', float('nan')):.4f} |",
+        *([f"| kept weights | {meta.kept} |"] if meta.kept else []),
         f"| validation set | {meta.valid_split or ''} ({meta.valid_size or '?'} images) |",
         f"| training images | {meta.train_size or '?'} |",
         f"| architecture | `{meta.arch}` ({'pretrained' if meta.pretrained else 'from scratch'}) |",

@@ -69,6 +69,7 @@ class ModelInfo:
     recipe: dict[str, Any] = field(default_factory=dict)
     augment: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
+    kept_epoch: int | None = None  # the epoch of `history` whose weights these are, and whose figures `metrics` holds
     report: dict[str, Any] | None = None  # interpretation.summary(): confusion matrix, most confused, top losses
     train_seconds: float | None = None
     cpu_seconds: float | None = None
@@ -131,6 +132,14 @@ class ModelInfo:
             if isinstance(value, int) and not isinstance(value, bool):
                 return value
         return None
+
+    @property
+    def kept(self) -> str | None:
+        """Which epoch's weights the file holds, in words ("epoch 3 of 5 (best valid_loss)"); None unrecorded."""
+        if self.kept_epoch is None:
+            return None
+        how = f"best {self.recipe.get('keep_metric')}" if self.recipe.get("keep") == "best" else "the last"
+        return f"epoch {self.kept_epoch} of {len(self.history)} ({how})"
 
     @property
     def made_here(self) -> bool:

@@ -13,13 +13,14 @@ Image files are checked before training: unreadable or corrupt ones are skipped 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -29,6 +30,7 @@ from torchvision.io import ImageReadMode, decode_jpeg
 from .. import mnist
 from ..errors import BadInput, shown
 from ..served.images import load_image
+from .checkpoint import generator_states, set_generator_states
 
 JPEG_SIGNATURE = b"\xff\xd8\xff"
 EXIF_ORIENTATION = 0x0112
@@ -113,6 +115,42 @@ class DecodedOnDevice:
             ]), targets
 
 
+class ResumableLoader:
+    """A DataLoader whose worker processes can be resumed where an interrupted run left them.
+
+    Persistent workers carry their random generators (the augmentations' draws) from epoch to epoch, out of
+    the training process's reach; so each batch brings back its worker's states as they are after making it
+    (`worker_states`: the last per worker, those at the epoch's end, since persistent workers wait between
+    epochs), and workers starting with `start_states` set take theirs from there. Without workers, the
+    augmentations draw from the training process's own generators, which a checkpoint saves directly."""
+
+    def __init__(self, dataset, collate_fn: Callable | None = None, **kwargs):
+        self.collate_batch = collate_fn or torch.utils.data.default_collate
+        self.worker_states: dict[int, dict] = {}
+        self.start_states: dict[int, dict] = {}
+        self.loader = torch.utils.data.DataLoader(dataset, collate_fn=self._collate, worker_init_fn=self._start_worker,
+                                                  **kwargs)
+        self.sampler, self.generator = self.loader.sampler, self.loader.generator
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for batch, state in self.loader:
+            if state is not None:
+                self.worker_states[state[0]] = state[1]
+            yield batch
+
+    def _collate(self, items: list) -> tuple[Any, tuple[int, dict] | None]:
+        worker = torch.utils.data.get_worker_info()
+        batch = self.collate_batch(items)
+        return batch, (worker.id, generator_states()) if worker is not None else None
+
+    def _start_worker(self, worker_id: int) -> None:
+        if worker_id in self.start_states:
+            set_generator_states(self.start_states[worker_id])
+
+
 class ImageArrays(torch.utils.data.Dataset):
     """Images held in memory as uint8 (N, H, W) or (N, C, H, W) with their class indices (e.g. MNIST)."""
 
@@ -163,6 +201,23 @@ class Data:
             files = "file" if len(self.skipped) == 1 else "files"
             lines.append(f"  skipped {len(self.skipped)} unreadable image {files} (e.g. {examples})")
         return "\n".join(lines)
+
+
+def fingerprint(data: Data) -> dict[str, Any]:
+    """What identifies the images a run trains and validates on, for a checkpoint to compare: the sizes and a
+    SHA-256 over the classes, each item (its file's path below the files' common folder, or its pixels) and
+    its label, in order."""
+    digest = hashlib.sha256(repr(list(data.classes)).encode())
+    files = [path for part in (data.train, data.valid) if isinstance(part, ImageFiles) for path in part.paths]
+    common = os.path.commonpath([str(path) for path in files]) if files else ""
+    for name, part in (("train", data.train), ("valid", data.valid)):
+        digest.update(f"|{name}|".encode())
+        if isinstance(part, ImageFiles):
+            digest.update(repr([os.path.relpath(path, common) for path in part.paths]).encode())
+        else:
+            digest.update(part.images.contiguous().numpy())
+        digest.update(repr(part.targets).encode())
+    return {"train": len(data.train), "valid": len(data.valid), "sha256": digest.hexdigest()}
 
 
 def load_data(

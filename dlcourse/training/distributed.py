@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 import torch.distributed as dist
@@ -99,3 +99,12 @@ def sync_buffers(procs: Processes, model: torch.nn.Module) -> None:
 def shard(procs: Processes, n: int) -> list[int]:
     """This process's share of n items for evaluation: every item in exactly one process, no padding."""
     return list(range(procs.rank, n, procs.world_size))
+
+
+def all_gather(procs: Processes, value: Any) -> list[Any]:
+    """`value` of every process, in rank order ([value] with one process); any picklable value."""
+    if not procs.distributed:
+        return [value]
+    values: list[Any] = [None] * procs.world_size
+    dist.all_gather_object(values, value)
+    return values

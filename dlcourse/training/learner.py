@@ -1,9 +1,12 @@
 """The fine-tune loop in plain PyTorch + timm: fastai's recipe without fastai.
 
 `create_model` makes any timm network (pretrained from the Hub, from a local checkpoint, or from
-scratch); `Learner.fit` trains only the new head for `freeze_epochs` (norm layers too, as fastai does),
-then everything for `epochs`, each phase with AdamW under a one-cycle schedule, printing a table line per
-epoch. On CUDA it uses mixed precision (bf16 where the GPU supports it, else fp16 with loss scaling); on
+scratch); `Learner.fit` trains as fastai's `fine_tune` does (`phases`): only the new head for
+`freeze_epochs` (norm layers too), then everything for `epochs` with discriminative learning rates (the
+body at lr / lr_mult, the head at lr), each phase with AdamW under a one-cycle schedule; from scratch,
+one one-cycle over the whole network, as fastai's `fit_one_cycle`. It prints a table line per epoch, can
+keep the best epoch's weights, and hands its whole state to a checkpoint after each epoch (`restore`
+continues from one). On CUDA it uses mixed precision (bf16 where the GPU supports it, else fp16 with loss scaling); on
 CPU, plain float32. Images and weights use the channels_last memory layout on both; `Recipe.compile`
 runs the training steps through torch.compile. Training JPEGs are decoded by the loader processes, or
 with `Recipe.decode == "device"` by the training process on its device (nvJPEG on a GPU), augmented there.
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import operator
 import random
 import sys
 import time
@@ -34,12 +38,27 @@ from torch.utils.data import DataLoader, DistributedSampler, Subset
 
 from ..errors import BadInput
 from . import distributed
-from .data import DecodedOnDevice, EncodedImages, ImageFiles, collate_encoded
+from .data import DecodedOnDevice, EncodedImages, ImageFiles, ResumableLoader, collate_encoded
 from .distributed import Processes
 from .evaluate import outputs
-from .schedules import one_cycle
+from .schedules import FROZEN_ONE_CYCLE, ONE_CYCLE, UNFROZEN_ONE_CYCLE, OneCycle, one_cycle
 
 NORM_LAYERS = (nn.modules.batchnorm._BatchNorm, nn.GroupNorm, nn.LayerNorm, nn.modules.instancenorm._InstanceNorm)
+# What --keep best can follow, and when a value improves on the best (fastai's SaveModelCallback: np.less for
+# losses, np.greater for metrics, strictly: the first of equal epochs stays).
+KEEP_METRICS = {"valid_loss": operator.lt, "error_rate": operator.lt, "accuracy": operator.gt}
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One one-cycle fit: what trains ("head": the body frozen, or "all"), for how many epochs, the peak
+    learning rate of each layer group (`layer_groups`: the whole network, or body and head), and the cycle's
+    shape (warm-up share, first rate's divisor)."""
+
+    name: str
+    epochs: int
+    lrs: tuple[float, ...]
+    cycle: OneCycle = ONE_CYCLE
 
 
 @dataclass(frozen=True)
@@ -58,9 +77,28 @@ class Recipe:
     channels_last: bool = True  # faster convolutions on CUDA (tensor cores) and on CPU (oneDNN), about 1.7x here
     compile: bool = False  # torch.compile the training steps
     decode: str = "workers"  # where training JPEGs are decoded and augmented: "workers" (loader processes) or "device"
+    pretrained: bool = False  # starting from trained weights: fit as fastai's fine_tune (`phases`)
+    lr_mult: float = 100.0  # fine-tuning everything, the body's rate is the head's / lr_mult (fastai's default)
+    keep: str = "last"  # the weights kept at the end: the "last" epoch's, or the "best" by keep_metric
+    keep_metric: str = "valid_loss"  # a key of KEEP_METRICS
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def phases(recipe: Recipe) -> list[Phase]:
+    """fastai's `fine_tune(epochs, base_lr=lr, freeze_epochs, lr_mult)` when starting from trained weights (or
+    after a frozen phase): the head alone at `slice(lr)` (the body's norm layers at lr / 10) with a 99% warm-up,
+    then everything at half that, `slice(lr / 2 / lr_mult, lr / 2)`, warm-up 30%, starting at a fifth of the
+    peak. From scratch, fastai's `fit_one_cycle(epochs, lr)`: one rate for the whole network."""
+    lr, plan = recipe.lr, []
+    if recipe.freeze_epochs > 0:
+        plan.append(Phase("head", recipe.freeze_epochs, (lr / 10, lr), FROZEN_ONE_CYCLE))
+    if recipe.epochs > 0 and (recipe.pretrained or recipe.freeze_epochs > 0):
+        plan.append(Phase("all", recipe.epochs, (lr / 2 / recipe.lr_mult, lr / 2), UNFROZEN_ONE_CYCLE))
+    elif recipe.epochs > 0:
+        plan.append(Phase("all", recipe.epochs, (lr,)))
+    return plan
 
 
 def seed_everything(seed: int) -> None:
@@ -135,13 +173,28 @@ def unfreeze(model: nn.Module) -> None:
         param.requires_grad_(True)
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict[str, Any]]:
-    """Trainable parameters; no weight decay on biases and norm weights (1-d tensors)."""
-    decay, no_decay = [], []
-    for param in model.parameters():
-        if param.requires_grad:
-            (no_decay if param.ndim <= 1 else decay).append(param)
-    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+def layer_groups(model: nn.Module, count: int) -> list[list[nn.Parameter]]:
+    """The parameters in fastai's groups for a timm network (vision_learner's `default_split`): [all] for one
+    group, [body, head] for two, the head being the classifier timm replaces."""
+    if count == 1:
+        return [list(model.parameters())]
+    head = {id(param) for param in model.get_classifier().parameters()}
+    return [[p for p in model.parameters() if id(p) not in head], [p for p in model.parameters() if id(p) in head]]
+
+
+def param_groups(model: nn.Module, weight_decay: float, lrs: tuple[float, ...] | None = None) -> list[dict[str, Any]]:
+    """Trainable parameters, two optimiser groups per layer group (each at its learning rate `lrs[i]`, tagged
+    "layer_group": i): no weight decay on biases and norm weights (1-d tensors). Without `lrs`, one layer
+    group at the optimiser's own rate."""
+    groups = []
+    for index, params in enumerate(layer_groups(model, len(lrs) if lrs else 1)):
+        decay, no_decay = [], []
+        for param in params:
+            if param.requires_grad:
+                (no_decay if param.ndim <= 1 else decay).append(param)
+        rate = {"lr": lrs[index], "layer_group": index} if lrs else {}
+        groups += [{"params": decay, "weight_decay": weight_decay, **rate}, {"params": no_decay, "weight_decay": 0.0, **rate}]
+    return groups
 
 
 def amp_dtype(device: torch.device, enabled: bool) -> torch.dtype | None:
@@ -164,6 +217,10 @@ class Learner:
         self.dtype = amp_dtype(self.device, recipe.amp)
         self.criterion = nn.CrossEntropyLoss(label_smoothing=recipe.label_smoothing)
         self.history: list[dict[str, Any]] = []
+        self.best: dict[str, Any] | None = None  # {"epoch", "metric", "value"} of the best epoch so far (keep "best")
+        self.best_weights: dict[str, torch.Tensor] | None = None
+        self.stepping: dict[str, Any] = {}  # the current phase's optimizer, scheduler and scaler
+        self.resumed: dict[str, Any] = {}  # the checkpoint state `restore` continues from
         self.log = log or procs.print
         self.train_loader = self._train_loader()
         self.valid_loader = self._eval_loader(
@@ -175,7 +232,7 @@ class Learner:
             torch.backends.cudnn.allow_tf32 = True
 
     # ----- data -----
-    def _train_loader(self) -> DataLoader | DecodedOnDevice:
+    def _train_loader(self) -> ResumableLoader | DecodedOnDevice:
         r, procs = self.recipe, self.procs
         generator = torch.Generator().manual_seed(r.seed + procs.rank)  # per-rank augmentation draws
         per_process = math.ceil(len(self.train_ds) / procs.world_size)
@@ -188,7 +245,7 @@ class Learner:
         on_device = r.decode == "device"
         if on_device and not isinstance(self.train_ds, ImageFiles):
             raise BadInput("--decode device decodes image files; these images are already in memory.")
-        loader = DataLoader(
+        loader = ResumableLoader(
             EncodedImages(self.train_ds) if on_device else self.train_ds,
             batch_size=r.batch_size,
             sampler=sampler,
@@ -199,6 +256,7 @@ class Learner:
             drop_last=per_process > r.batch_size,  # a last batch of 1 upsets BatchNorm
             collate_fn=collate_encoded if on_device else None,
         )
+        self.resumable_loader = loader
         return DecodedOnDevice(loader, self.train_ds.transform, self.device) if on_device else loader
 
     def _eval_loader(self, dataset, indices: list[int] | None = None, persistent: bool = False) -> DataLoader:
@@ -211,17 +269,20 @@ class Learner:
         )
 
     # ----- training -----
-    def fit(self) -> list[dict[str, Any]]:
-        """fastai's fine_tune: the head alone for freeze_epochs (at lr), then everything for epochs
-        (at lr / 2 after a frozen phase, as fastai does; at lr when training from scratch)."""
-        r = self.recipe
+    def fit(self, after_epoch: Callable[[], None] | None = None) -> list[dict[str, Any]]:
+        """Train through `phases(recipe)`, from where `restore` left off; `after_epoch()` is called at the end
+        of every epoch (train.py writes its checkpoint there)."""
         self._print_header()
-        if r.freeze_epochs > 0:
-            freeze_body(self.model)
-            self._fit_phase("head", r.freeze_epochs, r.lr)
-        if r.epochs > 0:
-            unfreeze(self.model)
-            self._fit_phase("all", r.epochs, r.lr / 2 if r.freeze_epochs > 0 else r.lr)
+        for row in self.history:  # epochs done before a resume
+            self._print_row(row)
+        done = len(self.history)
+        for phase in phases(self.recipe):
+            if done >= phase.epochs:
+                done -= phase.epochs
+                continue
+            (freeze_body if phase.name == "head" else unfreeze)(self.model)
+            self._fit_phase(phase, done, after_epoch)
+            done = 0
         return self.history
 
     def training_network(self) -> nn.Module:
@@ -234,17 +295,25 @@ class Learner:
             net = torch.compile(net)
         return net
 
-    def optimizer(self, lr: float) -> tuple[torch.optim.Optimizer, torch.amp.GradScaler]:
-        """AdamW over the trainable parameters, and the loss scaler fp16 needs (a no-op otherwise)."""
-        optimizer = torch.optim.AdamW(param_groups(self.model, self.recipe.weight_decay), lr=lr)
+    def optimizer(self, lrs: tuple[float, ...]) -> tuple[torch.optim.Optimizer, torch.amp.GradScaler]:
+        """AdamW over the trainable parameters, each layer group at its rate, and the loss scaler fp16 needs
+        (a no-op otherwise)."""
+        optimizer = torch.optim.AdamW(param_groups(self.model, self.recipe.weight_decay, lrs), lr=lrs[-1])
         return optimizer, torch.amp.GradScaler("cuda", enabled=self.dtype == torch.float16)
 
-    def _fit_phase(self, phase: str, epochs: int, lr: float) -> None:
+    def _fit_phase(self, phase: Phase, done: int, after_epoch: Callable[[], None] | None) -> None:
+        """`phase`'s epochs after the first `done` of them (those a restored checkpoint had finished)."""
         net = self.training_network()
-        optimizer, scaler = self.optimizer(lr)
-        steps = epochs * len(self.train_loader)
-        scheduler = one_cycle(optimizer, lr, steps)
-        for _ in range(epochs):
+        optimizer, scaler = self.optimizer(phase.lrs)
+        peaks = [phase.lrs[group["layer_group"]] for group in optimizer.param_groups]
+        scheduler = one_cycle(optimizer, peaks, phase.epochs * len(self.train_loader), cycle=phase.cycle)
+        if done:  # resumed in this phase: its optimiser, schedule and scaler where they stood
+            optimizer.load_state_dict(self.resumed["optimizer"])
+            scheduler.load_state_dict(self.resumed["scheduler"])
+            if self.resumed["scaler"] and scaler.is_enabled():
+                scaler.load_state_dict(self.resumed["scaler"])
+        self.stepping = {"optimizer": optimizer, "scheduler": scheduler, "scaler": scaler}
+        for _ in range(phase.epochs - done):
             epoch = len(self.history) + 1
             self.train_loader.sampler.set_epoch(epoch)
             start = time.perf_counter()
@@ -253,14 +322,69 @@ class Learner:
             metrics = self.evaluate()
             row = {
                 "epoch": epoch,
-                "phase": phase,
+                "phase": phase.name,
                 "train_loss": train_loss,
                 **metrics,
                 "seconds": round(time.perf_counter() - start, 2),
                 "train_images_per_second": round(seen / train_seconds, 1),
             }
             self.history.append(row)
+            self._keep_if_best(row)
             self._print_row(row)
+            if after_epoch is not None:
+                after_epoch()
+
+    # ----- the best epoch (fastai's SaveModelCallback) -----
+    def _keep_if_best(self, row: dict[str, Any]) -> None:
+        """With keep "best": a copy of the weights of the epoch whose keep_metric is the best so far (the
+        first of equals, as fastai's SaveModelCallback)."""
+        if self.recipe.keep != "best":
+            return
+        metric = self.recipe.keep_metric
+        if self.best is None or KEEP_METRICS[metric](row[metric], self.best["value"]):
+            self.best = {"epoch": row["epoch"], "metric": metric, "value": row[metric]}
+            self.best_weights = {name: t.clone() for name, t in self.state_dict().items()}
+
+    def use_kept_epoch(self) -> dict[str, Any]:
+        """The history row of the epoch whose weights to keep, those weights put into the model: the best
+        epoch with keep "best" (fastai's SaveModelCallback also loads it at the end), else the last."""
+        if self.recipe.keep == "best" and self.best is not None:
+            self.model.load_state_dict(self.best_weights)
+            return self.history[self.best["epoch"] - 1]
+        return self.history[-1]
+
+    # ----- checkpoints -----
+    def checkpoint_state(self) -> dict[str, Any]:
+        """Where training stands, for a checkpoint: epochs done, phase, history, best epoch, optimiser,
+        schedule and scaler, and every process's random states (a collective call under torchrun; the
+        states of all processes in rank order)."""
+        from . import checkpoint
+
+        mine = checkpoint.random_states(self.resumable_loader.generator, self.resumable_loader.worker_states)
+        return {
+            "epoch": len(self.history),
+            "phase": self.history[-1]["phase"] if self.history else None,
+            "history": self.history,
+            "best": self.best,
+            "optimizer": self.stepping["optimizer"].state_dict(),
+            "scheduler": self.stepping["scheduler"].state_dict(),
+            "scaler": self.stepping["scaler"].state_dict(),
+            "random": distributed.all_gather(self.procs, mine),
+            "workers": self.recipe.workers,
+        }
+
+    def restore(self, state: dict[str, Any], weights: dict[str, torch.Tensor], best: dict[str, torch.Tensor] | None) -> None:
+        """Continue from a checkpoint's `checkpoint_state`: weights, history, best epoch, random states; the
+        optimiser, schedule and scaler are put back when `fit` reaches the phase they belong to."""
+        from . import checkpoint
+
+        self.model.load_state_dict(weights)
+        self.history, self.best, self.best_weights = list(state["history"]), state["best"], best
+        self.resumed = state
+        mine = state["random"][self.procs.rank]
+        checkpoint.set_random_states(mine, self.resumable_loader.generator)
+        if state["workers"] == self.recipe.workers:
+            self.resumable_loader.start_states = mine["workers"]
 
     def _train_epoch(self, net, optimizer, scheduler, scaler, epoch: int) -> tuple[float, int]:
         net.train()

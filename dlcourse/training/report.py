@@ -69,6 +69,7 @@ def report_json(meta: ModelInfo, summary: dict[str, Any], lr_find: dict[str, Any
     data["arch"] = meta.arch
     data["origin"] = meta.origin
     data["metrics"] = meta.metrics
+    data["kept_epoch"] = meta.kept_epoch  # the epoch whose weights the report measured
     data["per_class"] = interpretation.per_class(summary["confusion_matrix"], classes)
     data["most_confused"] = [
         {"actual": a, "predicted": p, "count": c} for a, p, c in summary.get("most_confused", [])

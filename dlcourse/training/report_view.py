@@ -40,6 +40,8 @@ def for_display(meta: ModelInfo, max_pairs: int = 20) -> dict[str, Any]:
         headline = "The model file records no validation accuracy."
     if meta.valid_split:
         headline += f" Validated on {meta.valid_split}."
+    if meta.kept and meta.recipe.get("keep") == "best":
+        headline += f" The weights of {meta.kept}."
     suggestions = ((summary or {}).get("lr_find") or {}).get("suggestions")
     if suggestions:
         headline += " Learning-rate finder: " + ", ".join(f"{k} {v:.1e}" for k, v in suggestions.items()) + "."

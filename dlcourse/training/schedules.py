@@ -8,7 +8,7 @@ Light on purpose: torch and numpy only, so a lesson can import it without the tr
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -37,20 +37,24 @@ class OneCycle:
         return momentum * self.base_momentum / self.max_momentum, momentum
 
 
-ONE_CYCLE = OneCycle()
+ONE_CYCLE = OneCycle()  # fastai's fit_one_cycle
+# fastai's fine_tune: the frozen phase warms up for 99% of its steps; the unfrozen one for 30%, from a fifth of the peak.
+FROZEN_ONE_CYCLE = replace(ONE_CYCLE, pct_start=0.99)
+UNFROZEN_ONE_CYCLE = replace(ONE_CYCLE, pct_start=0.3, div_factor=5.0)
 
 
-def one_cycle(optimizer: torch.optim.Optimizer, lr: float, steps: int,
-              momentum: float | None = None) -> torch.optim.lr_scheduler.LRScheduler:
-    """ONE_CYCLE over `steps` steps, peaking at `lr`, as torch's OneCycleLR. Momentum (SGD's, or Adam's beta1)
-    is cycled from `momentum` (default ONE_CYCLE.max_momentum) down and back; 0 leaves it alone. A run whose
-    warm-up would last a step or less keeps `lr` constant instead (a tiny data set, a frozen epoch)."""
-    if not ONE_CYCLE.fits(steps):
+def one_cycle(optimizer: torch.optim.Optimizer, lr: float | list[float], steps: int, momentum: float | None = None,
+              cycle: OneCycle = ONE_CYCLE) -> torch.optim.lr_scheduler.LRScheduler:
+    """`cycle` over `steps` steps, peaking at `lr` (one for all parameter groups, or one each), as torch's
+    OneCycleLR. Momentum (SGD's, or Adam's beta1) is cycled from `momentum` (default cycle.max_momentum) down
+    and back; 0 leaves it alone. A run whose warm-up would last a step or less keeps `lr` constant instead (a
+    tiny data set, a frozen epoch)."""
+    if not cycle.fits(steps):
         return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
-    base, top = ONE_CYCLE.momentum_range(ONE_CYCLE.max_momentum if momentum is None else momentum)
+    base, top = cycle.momentum_range(cycle.max_momentum if momentum is None else momentum)
     return torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=lr, total_steps=steps, pct_start=ONE_CYCLE.pct_start, div_factor=ONE_CYCLE.div_factor,
-        final_div_factor=ONE_CYCLE.final_div_factor, cycle_momentum=top > 0, base_momentum=base, max_momentum=top,
+        optimizer, max_lr=lr, total_steps=steps, pct_start=cycle.pct_start, div_factor=cycle.div_factor,
+        final_div_factor=cycle.final_div_factor, cycle_momentum=top > 0, base_momentum=base, max_momentum=top,
     )
 
 
