@@ -246,7 +246,9 @@ def train(args: argparse.Namespace, procs) -> None:
     data_fingerprint = fingerprint(data)
     if resume_path:
         checkpoint.resume(resume_path, learner, run_settings, data_fingerprint)
-    history = learner.fit(after_epoch=lambda: checkpoint.write(checkpoint_path, learner, run_settings, data_fingerprint))
+    writer = checkpoint.Writer(checkpoint_path)  # in the background, while the next epoch trains
+    history = learner.fit(after_epoch=lambda: writer.write(learner, run_settings, data_fingerprint))
+    writer.wait()
     final = learner.use_kept_epoch()  # the last epoch, or with --keep best the best one (its weights in the model)
     meta.kept_epoch = final["epoch"]
 

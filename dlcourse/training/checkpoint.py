@@ -10,7 +10,9 @@ run ends with the model an uninterrupted one would have made.
 """
 from __future__ import annotations
 
+import copy
 import random
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -72,11 +74,43 @@ def settings(info, recipe, augment, weights: str | None, world_size: int) -> dic
             "augment": augment.as_dict()} | {key: recipe[key] for key in OPTIONS if key in recipe and key != "pretrained"}
 
 
-def write(path: str | Path, learner, settings: dict[str, Any], data: dict[str, Any]) -> None:
-    """The checkpoint of where `learner` stands, after an epoch: every process gives its part, rank 0 writes."""
-    state = learner.checkpoint_state()
-    if learner.procs.is_main:
-        save(path, state | {"settings": settings, "data": data}, learner.state_dict(), learner.best_weights)
+class Writer:
+    """Writes a run's checkpoints in a background thread, so that training goes on while the file is written.
+
+    `write` takes the snapshot in the training thread (every process gives its part; rank 0 copies what the
+    next epoch would change) and returns; one file is written at a time, and each is complete and renamed
+    before the next starts and before `wait` returns. A kill meanwhile leaves the previous checkpoint whole."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def write(self, learner, settings: dict[str, Any], data: dict[str, Any]) -> None:
+        state = learner.checkpoint_state()
+        if not learner.procs.is_main:
+            return
+        self.wait()
+        meta = copy.deepcopy(state | {"settings": settings, "data": data})  # the optimiser's tensors change in place
+        model = {name: tensor.clone() for name, tensor in learner.state_dict().items()}
+        self._thread = threading.Thread(target=self._save, args=(meta, model, learner.best_weights),
+                                        name="checkpoint-writer")
+        self._thread.start()
+
+    def wait(self) -> None:
+        """Until the checkpoint being written is on disk; its error, if writing it failed."""
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise BadInput(f"could not write the checkpoint {self.path}: {error}") from None
+
+    def _save(self, meta: dict[str, Any], model: dict[str, torch.Tensor], best: dict[str, torch.Tensor] | None) -> None:
+        try:
+            save(self.path, meta, model, best)
+        except Exception as error:  # raised in the training thread by the next write or wait
+            self._error = error
 
 
 def resume(path: str | Path, learner, settings: dict[str, Any], data: dict[str, Any]) -> None:

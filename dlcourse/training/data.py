@@ -125,12 +125,19 @@ class ResumableLoader:
     augmentations draw from the training process's own generators, which a checkpoint saves directly."""
 
     def __init__(self, dataset, collate_fn: Callable | None = None, **kwargs):
-        self.collate_batch = collate_fn or torch.utils.data.default_collate
+        self.workers = _WorkerRandomStates(collate_fn or torch.utils.data.default_collate)
         self.worker_states: dict[int, dict] = {}
-        self.start_states: dict[int, dict] = {}
-        self.loader = torch.utils.data.DataLoader(dataset, collate_fn=self._collate, worker_init_fn=self._start_worker,
-                                                  **kwargs)
+        self.loader = torch.utils.data.DataLoader(dataset, collate_fn=self.workers.collate,
+                                                  worker_init_fn=self.workers.start, **kwargs)
         self.sampler, self.generator = self.loader.sampler, self.loader.generator
+
+    @property
+    def start_states(self) -> dict[int, dict]:
+        return self.workers.start_states
+
+    @start_states.setter
+    def start_states(self, states: dict[int, dict]) -> None:
+        self.workers.start_states = dict(states)
 
     def __len__(self) -> int:
         return len(self.loader)
@@ -141,12 +148,20 @@ class ResumableLoader:
                 self.worker_states[state[0]] = state[1]
             yield batch
 
-    def _collate(self, items: list) -> tuple[Any, tuple[int, dict] | None]:
+
+@dataclass
+class _WorkerRandomStates:
+    """ResumableLoader's side in the worker processes (picklable on its own, for the spawn start method)."""
+
+    collate_batch: Callable
+    start_states: dict[int, dict] = field(default_factory=dict)
+
+    def collate(self, items: list) -> tuple[Any, tuple[int, dict] | None]:
         worker = torch.utils.data.get_worker_info()
         batch = self.collate_batch(items)
         return batch, (worker.id, generator_states()) if worker is not None else None
 
-    def _start_worker(self, worker_id: int) -> None:
+    def start(self, worker_id: int) -> None:
         if worker_id in self.start_states:
             set_generator_states(self.start_states[worker_id])
 
