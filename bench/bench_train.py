@@ -153,7 +153,7 @@ def best_loader_rates(learners: list[Learner], args) -> list[float]:
 def step_rates(learner: Learner, args) -> tuple[float, float]:
     """(model step alone on a batch already on the device, train.py's loader + step) images per second."""
     net = learner.training_network()
-    optimizer, scaler = learner.optimizer(LR)
+    optimizer, scaler = learner.optimizer((LR,))
     net.train()
     size = args.img_size
     inputs = torch.randn(args.batch_size, 3, size, size, device=learner.device)

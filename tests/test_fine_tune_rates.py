@@ -1,7 +1,14 @@
 """train.py's fine-tune against fastai's own (fastai is in the venv for tests): `vision_learner` on the same timm
 arch, `fine_tune`, and every layer group's learning rate at the start and the peak of each phase, recorded
-while both train on the same tiny data."""
+while both train on the same tiny data. fastai runs in a process of its own (this file run as a script):
+importing it patches Path's repr and more."""
 from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,7 +19,7 @@ from dlcourse.served.preprocess import create_transform
 from dlcourse.training.data import load_data
 from dlcourse.training.distributed import start
 from dlcourse.training.learner import Learner, Recipe, create_model, input_config, phases
-from trainkit import make_image_folder
+from trainkit import ROOT, make_image_folder
 
 ARCH, LR, FREEZE_EPOCHS, EPOCHS, BATCH = "resnet10t", 2e-3, 1, 2, 8
 
@@ -86,9 +93,16 @@ def fastai_rates(folder, lr_mult: float) -> list[dict]:
             for phase in rates.phases]
 
 
+def fastai_rates_in_a_process(folder, lr_mult: float) -> list[dict]:
+    run = subprocess.run([sys.executable, __file__, str(folder), str(lr_mult)], cwd=ROOT, capture_output=True,
+                         text=True, timeout=600, env={**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{ROOT / 'tests'}"})
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.parametrize("lr_mult", [100, 1])
 def test_each_layer_groups_rate_at_start_and_peak_is_fastais(folder, lr_mult):
-    ours, theirs = our_rates(folder, lr_mult), fastai_rates(folder, lr_mult)
+    ours, theirs = our_rates(folder, lr_mult), fastai_rates_in_a_process(folder, lr_mult)
     assert len(ours) == len(theirs) == 2  # the frozen phase, then the unfrozen one
     for our, their in zip(ours, theirs):
         assert our["start"] == pytest.approx(their["start"], rel=1e-9)
@@ -96,3 +110,7 @@ def test_each_layer_groups_rate_at_start_and_peak_is_fastais(folder, lr_mult):
         assert our["pct_start"] == pytest.approx(their["pct_start"], abs=1e-4)
     body, head = ours[1]["peak"]
     assert head == pytest.approx(LR / 2) and head / body == pytest.approx(lr_mult)  # the unfrozen phase's spread
+
+
+if __name__ == "__main__":  # python tests/test_fine_tune_rates.py FOLDER LR_MULT: fastai's rates, as JSON
+    print(json.dumps(fastai_rates(Path(sys.argv[1]), float(sys.argv[2]))))
