@@ -66,8 +66,10 @@ def test_the_space_gets_its_files_and_no_development_ones(staged):
                                                             "examples/web/", "train.py", ".git/"))
                 or "__pycache__" in name or name.endswith((".pyc", ".pyi"))]
     assert files == set(space.space_files())  # the folder holds what the command lists, nothing more
-    for name in files:
+    for name in files - {".gitattributes"}:
         assert (folder / name).read_bytes() == (ROOT / name).read_bytes(), name
+    assert (folder / ".gitattributes").read_bytes() == (ROOT / "space" / ".gitattributes").read_bytes()
+    assert not (ROOT / ".gitattributes").exists()  # this repository's clones keep their files as they are
     # One line a file: storage, size, name; the model and the MNIST archives to large-file storage.
     rows = {name: storage for storage, name in re.findall(r"^  (large|git) +[\d.]+ (?:B|kB|MB)  (\S+)$", printed, re.M)}
     assert set(rows) == files
@@ -104,14 +106,14 @@ def test_the_front_matter_follows_the_spaces_configuration_reference():
     assert str(settings["python_version"]) == f"{sys.version_info.major}.{sys.version_info.minor}"  # the one tested
     assert len(settings["short_description"]) <= 60
     assert settings["license"] in space.HUB_LICENSES
-    assert space.settings_problems(settings, (ROOT / "requirements.txt").read_text(), space.space_files()) == []
+    assert space.settings_problems(settings, (ROOT / "requirements.txt").read_text(), list(space.space_files())) == []
 
 
 def test_settings_a_space_would_not_build_are_refused_in_one_line(tmp_path):
     settings = space.front_matter((ROOT / "README.md").read_text())
     broken = {**settings, "sdk_version": "5.0.0", "app_file": "main.py", "short_description": "x" * 61,
               "license": "apache", "colorFrom": "teal"}
-    problems = space.settings_problems(broken, (ROOT / "requirements.txt").read_text(), space.space_files())
+    problems = space.settings_problems(broken, (ROOT / "requirements.txt").read_text(), list(space.space_files()))
     assert [problem.split()[0] for problem in problems] == [
         "sdk_version", "app_file", "short_description", "license", "colorFrom"]
     (tmp_path / "full").mkdir()
@@ -292,7 +294,8 @@ def test_the_readmes_git_route_gives_the_space_a_history_the_hub_accepts(tmp_pat
     assert commands[0].startswith("git clone . ../your-space") and commands[-1].startswith("git push ")
     identity = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@localhost", "GIT_COMMITTER_NAME": "t",
                 "GIT_COMMITTER_EMAIL": "t@localhost"}
-    script = "set -e\n" + "\n".join(commands[:-1]).replace("../your-space", str(tmp_path / "your-space"))
+    script = "\n".join(f"{line} || exit 1" for line in commands[:-1]).replace("../your-space",
+                                                                             str(tmp_path / "your-space"))
     run = subprocess.run(["bash", "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300,
                          env={**os.environ, **identity})
     assert run.returncode == 0, run.stderr[-2000:]

@@ -22,8 +22,10 @@ from .model_repo import hub_token
 ROOT = Path(__file__).resolve().parents[2]
 # What the Space needs, as patterns relative to the repository's root (README.md is the Space's card, its front
 # matter the Space's settings; docs/ keeps the README's links working on the Space's page).
-SPACE_FILES = ("app.py", "requirements.txt", "README.md", ".gitattributes", "dlcourse/**/*.py",
+SPACE_FILES = ("app.py", "requirements.txt", "README.md", "dlcourse/**/*.py",
                "model/model.pkl", "model/ideal_digits.pt", "examples/*.png", "data/mnist/*", "docs/*.md")
+# The Space's own .gitattributes (large-file storage), kept out of this repository's root: see that file.
+GITATTRIBUTES = ("space/.gitattributes", ".gitattributes")
 SERVED_MODEL = "model/model.pkl"
 # Files the command put there before and owns: one of these that a new upload lacks is deleted with it.
 MANAGED_FOLDERS = ("dlcourse/", "examples/", "data/mnist/", "docs/")
@@ -56,14 +58,15 @@ class StagedFile:
     large: bool  # goes to the Hub's large-file storage
 
 
-def space_files(root: Path = ROOT) -> list[str]:
-    """The repository's files a Space needs (relative names, sorted); caches and compiled files left out."""
-    found = set()
+def space_files(root: Path = ROOT) -> dict[str, Path]:
+    """The files a Space needs: {name in the Space: file in this repository}, sorted by name; caches and
+    compiled files left out."""
+    found = {GITATTRIBUTES[1]: root / GITATTRIBUTES[0]}
     for pattern in SPACE_FILES:
         for path in root.glob(pattern):
             if path.is_file() and "__pycache__" not in path.parts:
-                found.add(path.relative_to(root).as_posix())
-    return sorted(found)
+                found[path.relative_to(root).as_posix()] = path
+    return dict(sorted(found.items()))
 
 
 def lfs_patterns(gitattributes: str) -> list[str]:
@@ -146,20 +149,20 @@ def stage_space(folder: str | Path, model: str | Path | None = None, root: Path 
     if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
         raise BadInput(f"{folder} is not an empty folder: staging writes exactly the files a Space receives, "
                        "so it needs a new or empty one.")
-    names = space_files(root)
+    sources = space_files(root)
     problems = settings_problems(front_matter((root / "README.md").read_text(encoding="utf-8")),
-                                 (root / "requirements.txt").read_text(encoding="utf-8"), names)
+                                 (root / "requirements.txt").read_text(encoding="utf-8"), list(sources))
     if problems:
         raise BadInput("README.md's Space settings: " + "; ".join(problems) + ".")
     folder.mkdir(parents=True, exist_ok=True)
-    for name in names:
+    for name, source in sources.items():
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(root / name, folder / name)
+        shutil.copyfile(source, folder / name)
     if model is not None:
         place_model(Path(model), folder / SERVED_MODEL)
     patterns = lfs_patterns((folder / ".gitattributes").read_text(encoding="utf-8"))
     return [StagedFile(name, (folder / name).stat().st_size, goes_to_large_file_storage(folder / name, name, patterns))
-            for name in names]
+            for name in sources]
 
 
 def place_model(model: Path, destination: Path) -> None:
