@@ -301,9 +301,9 @@ def test_the_readmes_git_route_gives_the_space_a_history_the_hub_accepts(tmp_pat
     assert run.returncode == 0, run.stderr[-2000:]
     clone = tmp_path / "your-space"
     git = lambda *args: subprocess.run(["git", *args], cwd=clone, capture_output=True, check=True).stdout  # noqa: E731
-    assert git("rev-list", "--count", "space").strip() == b"1"
+    assert git("rev-list", "--count", "hf-space").strip() == b"1"
     pointers = 0
-    for line in git("ls-tree", "-r", "-l", "space").decode().splitlines():
+    for line in git("ls-tree", "-r", "-l", "hf-space").decode().splitlines():
         _, _, blob, size, name = line.split(maxsplit=4)
         content = git("cat-file", "blob", blob)
         assert int(size) < 10**6, f"{name}: {size} bytes in plain git"
