@@ -1,6 +1,6 @@
 """Digits from sources the pipeline was not made around, through the served app's /classify.
 
-    .venv/bin/python bench/digit_sources.py [--per-kind 30] [--seed 0] [--held-out] [--kinds TEXT]
+    .venv/bin/python bench/digit_sources.py [--per-kind 20] [--seed 0] [--held-out] [--kinds TEXT]
                                             [--save DIR] [--json FILE] [--clients 2]
 
 Makes the pictures of support/digit_sources.py (MNIST test digits cropped to their ink in both polarities
@@ -18,7 +18,9 @@ HELD-OUT: without --held-out the development part is measured (MNIST test digits
 scikit-learn digits 0-899, photo seeds of part 0): tune on that. --held-out measures the other part (digits
 7500-9999 and 900-1796, seeds of part 1), which nobody tunes on or looks at: it is run once, at the end,
 by the team. --save DIR writes every picture under DIR/<source>/<kind>/ to look at; --json FILE writes
-the table and every answer, to compare runs. Exits 1 when a picture could not be sent or the app failed.
+the table and every answer, to compare runs. The pictures are kept in the system's temporary folder, named
+by the part, seed, count and a digest of the renderer's source, so a second run with the same settings
+skips making them. Exits 1 when a picture could not be sent or the app failed.
 """
 from __future__ import annotations
 
@@ -44,6 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from load import start_app, stop  # noqa: E402
 
+from support import digit_sources, phone_photos  # noqa: E402
 from support.digit_sources import Case, all_cases  # noqa: E402
 
 UNSURE = 0.5  # a top probability under this is no confident reading
@@ -106,6 +109,31 @@ def ask(http: httpx.Client, url: str, data: bytes, suffix: str) -> Answer:
     return Answer(None if label is None else str(label), top, " | ".join(notes) or None, None)
 
 
+def cached_cases(mnist_dir: Path, per_kind: int, seed: int, held_out: bool) -> list[Case]:
+    """`all_cases`, from the system's temporary folder when the same renderer already made them with the same
+    settings (named by the part, seed, count and a digest of the renderer's source)."""
+    source = hashlib.sha256(b"".join(Path(module.__file__).read_bytes()
+                                     for module in (digit_sources, phone_photos))).hexdigest()[:12]
+    cache = Path(tempfile.gettempdir()) / f"dlcourse-digit-sources-{int(held_out)}-{seed}-{per_kind}-{source}"
+    index = cache / "index.json"
+    if index.is_file():
+        return [Case(**{**item, "picture": (cache / item["picture"]).read_bytes(),
+                        "margin": item["margin"] and (cache / item["margin"]).read_bytes()})
+                for item in json.loads(index.read_text())]
+    cases = all_cases(mnist_dir, per_kind, seed, held_out)
+    cache.mkdir(exist_ok=True)
+    items = []
+    for n, case in enumerate(cases):
+        (cache / f"{n}{case.suffix}").write_bytes(case.picture)
+        margin = None
+        if case.margin is not None:
+            margin = f"margin-{digest(case.margin).hex()[:16]}.png"
+            (cache / margin).write_bytes(case.margin)
+        items.append({**vars(case), "picture": f"{n}{case.suffix}", "margin": margin})
+    index.write_text(json.dumps(items))
+    return cases
+
+
 def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
@@ -162,7 +190,7 @@ def print_table(rows: list[dict]) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--per-kind", type=int, default=30, help="pictures of each kind (default 30)")
+    parser.add_argument("--per-kind", type=int, default=20, help="pictures of each kind (default 20)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--held-out", action="store_true",
                         help="the held-out part: measured once, at the end, by the team; never tuned on")
@@ -174,7 +202,7 @@ def main() -> int:
     args = parser.parse_args()
 
     started = time.monotonic()
-    cases = [case for case in all_cases(args.mnist_dir, args.per_kind, args.seed, args.held_out)
+    cases = [case for case in cached_cases(args.mnist_dir, args.per_kind, args.seed, args.held_out)
              if args.kinds.lower() in f"{case.source} {case.kind}".lower()]
     if not cases:
         raise SystemExit(f"no kind matches --kinds {args.kinds!r}")

@@ -24,7 +24,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from scipy import ndimage
 
-SIZES = ((1280, 960), (960, 1280), (1600, 1200), (1200, 1600), (1024, 768), (768, 1024))  # phone photos, scaled
+SIZES = ((1280, 960), (960, 1280), (1440, 1080), (1080, 1440), (1024, 768), (768, 1024))  # phone photos, scaled
 PAPER_WHITE = ((246, 244, 238), (240, 240, 236), (250, 248, 240), (236, 236, 232))
 STICKY_COLOURS = {"yellow": (250, 236, 110), "pink": (250, 160, 190), "blue": (140, 200, 240),
                   "green": (170, 230, 140), "orange": (252, 180, 90)}
@@ -87,21 +87,23 @@ def textured(shape: tuple[int, int], colour, rng: np.random.Generator, grain: fl
     h, w = shape
     shade = 1 + blotch * smooth_noise(shape, 5, rng)
     surface = np.asarray(colour, np.float32)[None, None, :] * shade[..., None]
-    return surface + rng.normal(0, grain, (h, w, 1)).astype(np.float32)
+    return surface + grain * rng.standard_normal((h, w, 1), dtype=np.float32)
 
 
 def wood(shape: tuple[int, int], colour, rng: np.random.Generator) -> np.ndarray:
     """A desk top: wood grain (streaks along one direction, bent by a smooth field) or a plain laminate."""
     h, w = shape
     surface = textured(shape, colour, rng, grain=2.5, blotch=0.06)
-    if rng.random() < 0.6:
+    if rng.random() < 0.6:  # grain: an irregular profile across the boards, bent a little along them
         angle = rng.uniform(0, np.pi)
         y, x = np.mgrid[0:h, 0:w].astype(np.float32)
-        along = x * np.cos(angle) + y * np.sin(angle)
-        period = rng.uniform(0.01, 0.03) * max(h, w)
-        grain = np.sin(2 * np.pi * along / period + 3 * smooth_noise(shape, 4, rng))
-        grain += 0.5 * np.sin(2 * np.pi * along / (period * 0.23) + 2 * smooth_noise(shape, 9, rng))
-        surface *= (1 + rng.uniform(0.04, 0.1) * grain)[..., None]
+        across = x * np.cos(angle) + y * np.sin(angle)
+        across += rng.uniform(0.005, 0.02) * max(h, w) * smooth_noise(shape, 3, rng)
+        span = int(np.abs(across).max()) + 2
+        profile = ndimage.gaussian_filter1d(rng.standard_normal(2 * span), rng.uniform(1.5, 4))
+        profile /= profile.std()
+        grain = np.interp(across, np.arange(-span, span), profile)
+        surface *= (1 + rng.uniform(0.03, 0.07) * grain)[..., None]
     return surface
 
 
@@ -137,6 +139,16 @@ def turned_corners(centre: tuple[float, float], wide: float, high: float, angle:
     return (half + nudge) @ rotation.T + np.asarray(centre)
 
 
+def in_view(corners: np.ndarray, W: int, H: int, border: float = 0.03) -> np.ndarray:
+    """The corners shrunk about their centre, where needed, so the whole shape is in the W x H frame with a
+    `border` (a share of the frame) all round."""
+    centre = corners.mean(axis=0)
+    low, high = np.array([W, H]) * border, np.array([W, H]) * (1 - border)
+    reach = np.abs(corners - centre).max(axis=0)
+    room = np.minimum(centre - low, high - centre)
+    return centre + (corners - centre) * min(1.0, *(room / reach))
+
+
 def cast_shadow(scene: np.ndarray, mask: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Darken the scene where an object above it (its `mask`) blocks a light to one side."""
     side = min(mask.shape)
@@ -159,19 +171,23 @@ def light(scene: np.ndarray, rng: np.random.Generator, phone_shadow: float = 0.2
         cy, cx = rng.uniform(-0.6, 0.6, 2)
         blob = np.exp(-(((x - cx) / rng.uniform(0.2, 0.4)) ** 2 + ((y - cy) / rng.uniform(0.2, 0.4)) ** 2))
         field *= 1 - rng.uniform(0.15, 0.35) * blob
-    cast = np.array([1, 1, 1], np.float32) + rng.uniform(-0.07, 0.07, 3).astype(np.float32)
+    cast = np.array([1, 1, 1], np.float32) + rng.uniform(-0.035, 0.035, 3).astype(np.float32)
     return scene * field[..., None] * cast
 
 
 def camera(scene: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """The phone's optics and sensor: a little defocus, noise that grows in the dark, then 8 bits."""
+    """The phone's optics and sensor: a little defocus, noise that grows in the dark, the phone's
+    sharpening, then 8 bits."""
     side = min(scene.shape[:2])
     blur = rng.uniform(0.3, 1.0) * side / 1000
     scene = ndimage.gaussian_filter(scene, (blur, blur, 0))
-    noise = rng.normal(0, 1, scene.shape[:2] + (1,)).astype(np.float32)
-    colour_noise = rng.normal(0, 0.5, scene.shape).astype(np.float32)
+    noise = rng.standard_normal(scene.shape[:2] + (1,), dtype=np.float32)
+    colour_noise = 0.5 * rng.standard_normal(scene.shape, dtype=np.float32)
     level = rng.uniform(1.5, 5.0) * (1.6 - np.clip(scene, 0, 255) / 255)
-    return np.clip(scene + level * (noise + colour_noise), 0, 255).astype(np.uint8)
+    scene = scene + level * (noise + colour_noise)
+    halo = rng.uniform(1.0, 2.0) * side / 1000  # phones sharpen what they save: halos along every edge
+    scene = scene + rng.uniform(0.3, 0.8) * (scene - ndimage.gaussian_filter(scene, (halo, halo, 0)))
+    return np.clip(scene, 0, 255).astype(np.uint8)
 
 
 def jpeg(photo: np.ndarray, rng: np.random.Generator) -> bytes:
@@ -194,11 +210,17 @@ def pen(rng: np.random.Generator, height: float) -> tuple[float, tuple]:
 def write(surface: np.ndarray, digits: list[np.ndarray], heights: list[int], centre: tuple[float, float],
           rng: np.random.Generator, tool: tuple[float, tuple] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Write the digits side by side, centred at `centre` (x, y) of the surface, each `heights[i]` px tall
-    and with the same tool; returns the surface and the ink's alpha."""
+    and with the same tool, smaller where they would not fit in 80% of the surface's width; returns the
+    surface and the ink's alpha."""
     width, colour = tool or pen(rng, max(heights))
-    marks = [strokes(digit, height, width, rng) for digit, height in zip(digits, heights)]
-    gap = int(0.15 * max(heights))
-    total = sum(mark.shape[1] for mark in marks) + gap * (len(marks) - 1)
+    for _ in range(2):
+        marks = [strokes(digit, height, width, rng) for digit, height in zip(digits, heights)]
+        gap = int(0.15 * max(heights))
+        total = sum(mark.shape[1] for mark in marks) + gap * (len(marks) - 1)
+        fit = 0.8 * surface.shape[1] / total
+        if fit >= 1:
+            break
+        heights, width = [int(height * fit) for height in heights], width * fit
     ink = np.zeros(surface.shape[:2], np.float32)
     left = int(centre[0] - total / 2)
     for mark in marks:
@@ -258,9 +280,8 @@ def paper_on_desk(digits: list[np.ndarray], rng: np.random.Generator, paper: str
 
     desk_colour = (DARK_DESKS if desk == "dark" else LIGHT_DESKS)
     scene = wood((H, W), desk_colour[rng.integers(len(desk_colour))], rng)
-    room = 0.5 * (1 - 0.9)  # keep the paper wholly in view
-    centre_scene = (W / 2 + rng.uniform(-room, room) * W, H / 2 + rng.uniform(-room, room) * H)
-    corners = turned_corners(centre_scene, wide, high, rng.uniform(-12, 12), 0.03, rng)
+    centre_scene = (W / 2 + rng.uniform(-0.05, 0.05) * W, H / 2 + rng.uniform(-0.05, 0.05) * H)
+    corners = in_view(turned_corners(centre_scene, wide, high, rng.uniform(-12, 12), 0.03, rng), W, H)
     mask = warp(np.ones((int(high), int(wide)), np.float32), corners, (W, H))
     scene = cast_shadow(scene, mask, rng)
     flat = warp(surface, corners, (W, H))
@@ -310,7 +331,7 @@ def chalkboard(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     ink = np.zeros((H, W), np.float32)
     paste(ink, mark, int(H / 2 - mark.shape[0] / 2 + rng.uniform(-0.1, 0.1) * H),
           int(W / 2 - mark.shape[1] / 2 + rng.uniform(-0.1, 0.1) * W))
-    grain = ndimage.gaussian_filter(rng.random((H, W)).astype(np.float32), 0.8)
+    grain = ndimage.gaussian_filter(rng.random((H, W), dtype=np.float32), 0.8)
     grain = np.clip((grain - 0.35) * 6, 0, 1)  # chalk catches on the board's bumps and skips the hollows
     chalk = ((238, 238, 228), (240, 236, 200), (235, 215, 220))[rng.choice(3, p=[0.8, 0.1, 0.1])]
     scene = lay(scene, ink * grain * rng.uniform(0.7, 0.95), chalk)
@@ -334,18 +355,22 @@ def whiteboard(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     height = int(rng.uniform(0.3, 0.6) * H)
     centre = (W / 2 + rng.uniform(-0.12, 0.12) * W, H / 2 + rng.uniform(-0.12, 0.12) * H)
     tool = (rng.uniform(0.07, 0.12) * height, MARKER_INKS[rng.integers(len(MARKER_INKS))])
-    scene, _ = write(scene, [digit], [height], centre, rng, tool)
-    if rng.random() < 0.5:
+    scene, ink = write(scene, [digit], [height], centre, rng, tool)
+    if rng.random() < 0.5:  # the board's aluminium frame and the wall beyond it, at the left or right
         band = int(rng.uniform(0.02, 0.05) * min(W, H))
-        scene[:, :band] = textured((H, band), (175, 178, 182), rng, grain=3)
-        scene[:, band:2 * band] = textured((H, band), (120, 110, 100), rng)  # the wall beyond
+        wall, frame = (slice(0, band), slice(band, 2 * band)) if rng.random() < 0.5 else \
+            (slice(W - band, W), slice(W - 2 * band, W - band))
+        scene[:, wall] = textured((H, band), (120, 110, 100), rng)
+        scene[:, frame] = textured((H, band), (175, 178, 182), rng, grain=3)
     scene = light(scene, rng, phone_shadow=0.15)
     y, x = np.mgrid[0:H, 0:W].astype(np.float32)
     for _ in range(rng.integers(1, 3)):
         gx, gy = centre[0] + rng.normal(0, 0.2) * W, centre[1] + rng.normal(0, 0.2) * H
         rx, ry = rng.uniform(0.06, 0.22) * W, rng.uniform(0.04, 0.15) * H
         glare = np.exp(-(((x - gx) / rx) ** 2 + ((y - gy) / ry) ** 2) ** rng.uniform(0.8, 1.5))
-        scene = scene + glare[..., None] * rng.uniform(0.6, 1.0) * (290 - scene)
+        # the glossy board mirrors the light; the matte marker on it much less, so it fades but stays
+        gloss = rng.uniform(0.5, 0.9) * (1 - rng.uniform(0.5, 0.7) * ink)
+        scene = scene + (glare * gloss)[..., None] * (280 - scene)
     return camera(scene, rng)
 
 
@@ -360,8 +385,8 @@ def finger_at_edge(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     edge = rng.integers(4)  # the object comes in from the top, bottom, left or right
     along = rng.uniform(0.1, 0.9)
     finger = rng.random() < 0.7
-    reach = rng.uniform(0.12, 0.25) * (H if edge < 2 else W)
-    radius = (rng.uniform(0.07, 0.11) if finger else rng.uniform(0.012, 0.025)) * min(W, H)
+    reach = rng.uniform(0.15, 0.3) * (H if edge < 2 else W)
+    radius = (rng.uniform(0.08, 0.13) if finger else rng.uniform(0.015, 0.03)) * min(W, H)
     tip = {0: (along * W, reach), 1: (along * W, H - reach), 2: (reach, along * H), 3: (W - reach, along * H)}[edge]
     out = {0: (0, -1), 1: (0, 1), 2: (-1, 0), 3: (1, 0)}[edge]
     lean = rng.uniform(-0.5, 0.5)
@@ -382,7 +407,7 @@ def finger_at_edge(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         nail = np.clip(1 - np.hypot((t - 0.6 * radius) / (0.7 * radius), across / (0.6 * radius)), 0, 1)
         body = lay(body, np.clip(nail * 3, 0, 0.6), np.minimum(colour + 30, 255))
     else:
-        colour = np.array(((30, 60, 150), (25, 25, 30), (180, 40, 40), (230, 230, 225))[rng.integers(4)], np.float32)
+        colour = np.array(((30, 60, 150), (25, 25, 30), (180, 40, 40), (40, 130, 70))[rng.integers(4)], np.float32)
         body = colour * (0.7 + 0.5 * np.clip(1 - across / radius, 0, 1))[..., None]
     shape = ndimage.gaussian_filter(shape, rng.uniform(1.5, 4))  # nearer than the page: out of focus
     scene = scene * (1 - shape[..., None]) + ndimage.gaussian_filter(body, (2, 2, 0)) * shape[..., None]
@@ -446,7 +471,7 @@ def printed_page(rng: np.random.Generator) -> np.ndarray:
     surface = lay(textured(ink.shape, PAPER_WHITE[rng.integers(len(PAPER_WHITE))], rng), ink, (25, 25, 30))
     desk = (DARK_DESKS + LIGHT_DESKS)[rng.integers(len(DARK_DESKS) + len(LIGHT_DESKS))]
     scene = wood((H, W), desk, rng)
-    corners = turned_corners((W / 2, H / 2), wide, high, rng.uniform(-6, 6), 0.02, rng)
+    corners = in_view(turned_corners((W / 2, H / 2), wide, high, rng.uniform(-6, 6), 0.02, rng), W, H)
     mask = warp(np.ones(ink.shape, np.float32), corners, (W, H))
     scene = cast_shadow(scene, mask, rng)
     scene = scene * (1 - mask[..., None]) + warp(surface, corners, (W, H)) * mask[..., None]
