@@ -10,7 +10,8 @@ Three sources:
   32x32 bitmaps by 43 writers reduced to 8x8 counts, 0..16), as they come (8 px) and enlarged x4, in
   both polarities; their margin counterpart is the same digit with MNIST's margin.
 - "phone photos": support/phone_photos.py's kinds rendered from MNIST test digits; their margin
-  counterpart is the MNIST digit itself. Its kinds without a digit go in as "no digit".
+  counterpart is the digit redrawn as the renderer draws its strokes, with MNIST's margin. Its kinds
+  without a digit go in as "no digit".
 
 The development and the held-out part draw from disjoint digits (DEVELOPMENT / HELD_OUT index ranges) with
 disjoint random streams (the part is one of the seed's words): tune on the development part only; the
@@ -140,6 +141,13 @@ def sklearn_cases(per_kind: int, seed: int, held_out: bool) -> list[Case]:
     return cases
 
 
+def redrawn(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The digit as the photo renderer draws it (strokes of even width along its skeleton, here 8% of its
+    height) with MNIST's margin: the margin counterpart of a photo, the same strokes the photo shows."""
+    alpha = phone_photos.strokes(digit, 100, 8, rng)
+    return with_mnist_margin((alpha * 255).round().astype(np.uint8))
+
+
 def photo_cases(images: np.ndarray, labels: np.ndarray, per_kind: int, seed: int, held_out: bool,
                 kinds: list[str] | None = None) -> list[Case]:
     """`per_kind` JPEG photos of each phone_photos kind (or of `kinds`), from MNIST test digits."""
@@ -147,13 +155,13 @@ def photo_cases(images: np.ndarray, labels: np.ndarray, per_kind: int, seed: int
     cases = []
     for name in kinds or list(phone_photos.KINDS):
         kind = phone_photos.KINDS[name]
-        rng = stream(seed, held_out, name)
+        rng, margin_rng = stream(seed, held_out, name), stream(seed, held_out, f"{name} margin")
         for _ in range(per_kind):
             chosen = pick(indices, kind.digits, rng)
             photo = kind.render([images[i] for i in chosen], rng)
             source = "phone photos" if kind.digits else "no digit"
             label = int(labels[chosen[0]]) if chosen else None
-            margin = png(images[chosen[0]]) if chosen else None
+            margin = png(redrawn(images[chosen[0]], margin_rng)) if chosen else None
             cases.append(Case(source, name, phone_photos.jpeg(photo, rng), ".jpg", label, margin,
                               chosen[0] if chosen else None))
     return cases

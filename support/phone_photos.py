@@ -197,22 +197,26 @@ def jpeg(photo: np.ndarray, rng: np.random.Generator) -> bytes:
     return buffer.getvalue()
 
 
-def pen(rng: np.random.Generator, height: float) -> tuple[float, tuple]:
-    """A writing tool: (stroke width in px for a digit `height` px tall, ink colour): ballpoint or felt-tip."""
-    if rng.random() < 0.6:
-        return rng.uniform(0.03, 0.06) * height, PEN_INKS[rng.integers(len(PEN_INKS))]
-    return rng.uniform(0.07, 0.12) * height, MARKER_INKS[rng.integers(len(MARKER_INKS))]
+def pen(rng: np.random.Generator, height: float) -> tuple[float, tuple, bool]:
+    """A writing tool: (stroke width in px for a digit `height` px tall, ink colour, grainy): a ballpoint,
+    a felt-tip or a pencil."""
+    tool = rng.choice(3, p=[0.5, 0.35, 0.15])
+    if tool == 0:
+        return rng.uniform(0.03, 0.06) * height, PEN_INKS[rng.integers(len(PEN_INKS))], False
+    if tool == 1:
+        return rng.uniform(0.07, 0.12) * height, MARKER_INKS[rng.integers(len(MARKER_INKS))], False
+    return rng.uniform(0.03, 0.05) * height, (70, 70, 78), True
 
 
 # ---------------------------------------------------------------- surfaces with digits
 
 
 def write(surface: np.ndarray, digits: list[np.ndarray], heights: list[int], centre: tuple[float, float],
-          rng: np.random.Generator, tool: tuple[float, tuple] | None = None) -> tuple[np.ndarray, np.ndarray]:
+          rng: np.random.Generator, tool: tuple[float, tuple, bool] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Write the digits side by side, centred at `centre` (x, y) of the surface, each `heights[i]` px tall
     and with the same tool, smaller where they would not fit in 80% of the surface's width; returns the
-    surface and the ink's alpha."""
-    width, colour = tool or pen(rng, max(heights))
+    surface and where the strokes lie (their alpha before pressure and grain)."""
+    width, colour, grainy = tool or pen(rng, max(heights))
     for _ in range(2):
         marks = [strokes(digit, height, width, rng) for digit, height in zip(digits, heights)]
         gap = int(0.15 * max(heights))
@@ -227,13 +231,16 @@ def write(surface: np.ndarray, digits: list[np.ndarray], heights: list[int], cen
         top = int(centre[1] - mark.shape[0] / 2 + rng.uniform(-0.05, 0.05) * mark.shape[0])
         paste(ink, mark, top, left)
         left += mark.shape[1] + gap
-    pressure = np.clip(0.85 + 0.15 * smooth_noise(ink.shape, 8, rng), 0.6, 1)
-    ink *= pressure
-    return lay(surface, ink, colour), ink
+    alpha = ink * np.clip(0.85 + 0.15 * smooth_noise(ink.shape, 8, rng), 0.6, 1)  # pressure
+    if grainy:  # graphite: fainter, and it catches on the paper's fibres
+        grain = ndimage.gaussian_filter(rng.random(ink.shape, dtype=np.float32), 0.7)
+        alpha *= np.clip((grain - 0.2) * 3, 0.45, 1) * rng.uniform(0.6, 0.85)
+    return lay(surface, alpha, colour), ink
 
 
 def rulings(surface: np.ndarray, rng: np.random.Generator, card: bool) -> np.ndarray:
-    """Faint blue lines across the surface (an index card adds its red heading line)."""
+    """Faint blue lines across the surface, or squares on a third of the sheets (an index card adds its
+    red heading line)."""
     h, w = surface.shape[:2]
     lines = np.zeros((h, w), np.float32)
     spacing = rng.uniform(0.07, 0.1) * h if card else rng.uniform(0.025, 0.04) * h
@@ -241,6 +248,11 @@ def rulings(surface: np.ndarray, rng: np.random.Generator, card: bool) -> np.nda
     thickness = max(1, round(h / 400))
     for y in np.arange(start, h, spacing):
         lines[int(y):int(y) + thickness] = rng.uniform(0.35, 0.6)
+    if not card and rng.random() < 0.33:
+        spacing = rng.uniform(0.015, 0.03) * h
+        lines[:] = 0
+        for at in np.arange(rng.uniform(0, spacing), max(h, w), spacing):
+            lines[int(at):int(at) + thickness] = lines[:, int(at):int(at) + thickness] = rng.uniform(0.3, 0.5)
     surface = lay(surface, lines, (120, 160, 215))
     if card:
         heading = np.zeros((h, w), np.float32)
@@ -354,7 +366,7 @@ def whiteboard(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     scene = lay(scene, ghosts, (150, 155, 165))
     height = int(rng.uniform(0.3, 0.6) * H)
     centre = (W / 2 + rng.uniform(-0.12, 0.12) * W, H / 2 + rng.uniform(-0.12, 0.12) * H)
-    tool = (rng.uniform(0.07, 0.12) * height, MARKER_INKS[rng.integers(len(MARKER_INKS))])
+    tool = (rng.uniform(0.07, 0.12) * height, MARKER_INKS[rng.integers(len(MARKER_INKS))], False)
     scene, ink = write(scene, [digit], [height], centre, rng, tool)
     if rng.random() < 0.5:  # the board's aluminium frame and the wall beyond it, at the left or right
         band = int(rng.uniform(0.02, 0.05) * min(W, H))

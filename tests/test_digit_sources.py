@@ -94,7 +94,9 @@ def test_every_photo_kind_renders_a_labelled_jpeg(mnist):
         assert photo.format == "JPEG" and photo.mode == "RGB" and min(photo.size) >= 32
         if phone_photos.KINDS[case.kind].digits:
             assert case.source == "phone photos" and case.label == labels[case.index]
-            assert np.array_equal(pixels(case.margin), images[case.index])
+            margin = pixels(case.margin)
+            border = np.concatenate([margin[0], margin[-1], margin[:, 0], margin[:, -1]])
+            assert margin.shape == (28, 28) and border.max() <= 8 and margin.max() > 200  # ink in a margin
         else:
             assert case.source == "no digit" and case.label is None and case.margin is None
 
@@ -105,7 +107,7 @@ def test_a_tight_crop_photo_has_ink_at_every_edge(mnist):
     for index in (5000, 5001, 5002):
         photo = phone_photos.tight_crop(images[index], rng, every_edge=True).mean(axis=2)
         paper = np.median(photo)
-        inked = photo < paper - 60
+        inked = photo < paper - 25  # pencil is faint
         assert inked[0].any() and inked[-1].any() and inked[:, 0].any() and inked[:, -1].any()
 
 
