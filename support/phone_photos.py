@@ -298,8 +298,10 @@ def paper_on_desk(digits: list[np.ndarray], rng: np.random.Generator, paper: str
     scene = cast_shadow(scene, mask, rng)
     flat = warp(surface, corners, (W, H))
     scene = scene * (1 - mask[..., None]) + flat * mask[..., None]
-    if paper == "sticky":  # the glued strip at the top sits flat, the rest curls up a little: a soft shade
-        scene *= (1 - 0.06 * mask * rng.random())[..., None]
+    if paper == "sticky":  # the glued strip at the top sits flat, the rest curls up: darker towards the bottom
+        curl = warp(np.repeat(np.linspace(0, 1, int(high), dtype=np.float32)[:, None] ** 2, int(wide), 1),
+                    corners, (W, H))
+        scene *= (1 - rng.uniform(0.03, 0.12) * curl * mask)[..., None]
     return camera(light(scene, rng), rng)
 
 
@@ -392,13 +394,15 @@ def finger_at_edge(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     W, H = W // 2, H // 2
     scene = textured((H, W), PAPER_WHITE[rng.integers(len(PAPER_WHITE))], rng)
     height = int(rng.uniform(0.35, 0.55) * H)
-    scene, _ = write(scene, [digit], [height], (W / 2, H / 2), rng)
+    scene, ink = write(scene, [digit], [height], (W / 2, H / 2), rng)
     y, x = np.mgrid[0:H, 0:W].astype(np.float32)
     edge = rng.integers(4)  # the object comes in from the top, bottom, left or right
     along = rng.uniform(0.1, 0.9)
     finger = rng.random() < 0.7
-    reach = rng.uniform(0.15, 0.3) * (H if edge < 2 else W)
     radius = (rng.uniform(0.08, 0.13) if finger else rng.uniform(0.015, 0.03)) * min(W, H)
+    ys, xs = np.nonzero(ink > 0.05)
+    free = (ys.min(), H - ys.max(), xs.min(), W - xs.max())[edge]  # between that edge and the digit
+    reach = max(rng.uniform(0.4, 0.85) * free - radius, 0.5 * radius)  # it holds the page, not over the digit
     tip = {0: (along * W, reach), 1: (along * W, H - reach), 2: (reach, along * H), 3: (W - reach, along * H)}[edge]
     out = {0: (0, -1), 1: (0, 1), 2: (-1, 0), 3: (1, 0)}[edge]
     lean = rng.uniform(-0.5, 0.5)
