@@ -18,9 +18,10 @@ HELD-OUT: without --held-out the development part is measured (MNIST test digits
 scikit-learn digits 0-899, photo seeds of part 0): tune on that. --held-out measures the other part (digits
 7500-9999 and 900-1796, seeds of part 1), which nobody tunes on or looks at: it is run once, at the end,
 by the team. --save DIR writes every picture under DIR/<source>/<kind>/ to look at; --json FILE writes
-the table and every answer, to compare runs. The pictures are kept in the system's temporary folder, named
-by the part, seed, count and a digest of the renderer's source, so a second run with the same settings
-skips making them. Exits 1 when a picture could not be sent or the app failed.
+the table and every answer, to compare runs. The photos are kept in the system's temporary folder, by
+kind, named by the part, seed, count and a digest of the renderer's source, so a second run with the same
+settings (or --kinds a subset of them) skips rendering them. Exits non-zero when the app does not start
+or a request fails; a picture the app refuses is an answer, counted in the table.
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import httpx
 
@@ -46,8 +48,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from load import start_app, stop  # noqa: E402
 
+from dlcourse.mnist import load_split  # noqa: E402
+
 from support import digit_sources, phone_photos  # noqa: E402
-from support.digit_sources import Case, all_cases  # noqa: E402
+from support.digit_sources import Case, mnist_cropped, photo_cases, photo_source, sklearn_cases  # noqa: E402
 
 UNSURE = 0.5  # a top probability under this is no confident reading
 DIGIT_LABELS = {str(d) for d in range(10)}
@@ -109,26 +113,42 @@ def ask(http: httpx.Client, url: str, data: bytes, suffix: str) -> Answer:
     return Answer(None if label is None else str(label), top, " | ".join(notes) or None, None)
 
 
-def cached_cases(mnist_dir: Path, per_kind: int, seed: int, held_out: bool) -> list[Case]:
-    """`all_cases`, from the system's temporary folder when the same renderer already made them with the same
-    settings (named by the part, seed, count and a digest of the renderer's source)."""
-    source = hashlib.sha256(b"".join(Path(module.__file__).read_bytes()
-                                     for module in (digit_sources, phone_photos))).hexdigest()[:12]
-    cache = Path(tempfile.gettempdir()) / f"dlcourse-digit-sources-{int(held_out)}-{seed}-{per_kind}-{source}"
-    index = cache / "index.json"
+def made_cases(mnist_dir: Path, per_kind: int, seed: int, held_out: bool, only: str) -> list[Case]:
+    """Every source's cases whose source and kind contain `only`. Photos of a kind are kept in the system's
+    temporary folder, named by part, seed, count, kind and a digest of the renderer's source, and taken
+    from there when the same renderer already made them with the same settings."""
+    def wanted(source: str, kind: str) -> bool:
+        return only.lower() in f"{source} {kind}".lower()
+
+    images, labels = load_split(mnist_dir, "test")
+    cases = mnist_cropped(images, labels, per_kind, seed, held_out) + sklearn_cases(per_kind, seed, held_out)
+    cases = [case for case in cases if wanted(case.source, case.kind)]
+    renderer = hashlib.sha256(b"".join(Path(module.__file__).read_bytes()
+                                       for module in (digit_sources, phone_photos))).hexdigest()[:12]
+    for name, kind in phone_photos.KINDS.items():
+        if wanted(photo_source(kind), name):
+            cache = Path(tempfile.gettempdir()) / (f"dlcourse-digit-sources-{renderer}"
+                                                   f"/{int(held_out)}-{seed}-{per_kind}-{slug(name)}")
+            cases += cached(cache, lambda: photo_cases(images, labels, per_kind, seed, held_out, [name]))
+    return cases
+
+
+def cached(folder: Path, make: Callable[[], list[Case]]) -> list[Case]:
+    """The cases kept in `folder`, else `make()`'s, kept there."""
+    index = folder / "index.json"
     if index.is_file():
-        return [Case(**{**item, "picture": (cache / item["picture"]).read_bytes(),
-                        "margin": item["margin"] and (cache / item["margin"]).read_bytes()})
+        return [Case(**{**item, "picture": (folder / item["picture"]).read_bytes(),
+                        "margin": item["margin"] and (folder / item["margin"]).read_bytes()})
                 for item in json.loads(index.read_text())]
-    cases = all_cases(mnist_dir, per_kind, seed, held_out)
-    cache.mkdir(exist_ok=True)
+    cases = make()
+    folder.mkdir(parents=True, exist_ok=True)
     items = []
     for n, case in enumerate(cases):
-        (cache / f"{n}{case.suffix}").write_bytes(case.picture)
+        (folder / f"{n}{case.suffix}").write_bytes(case.picture)
         margin = None
         if case.margin is not None:
-            margin = f"margin-{digest(case.margin).hex()[:16]}.png"
-            (cache / margin).write_bytes(case.margin)
+            margin = f"margin-{n}.png"
+            (folder / margin).write_bytes(case.margin)
         items.append({**vars(case), "picture": f"{n}{case.suffix}", "margin": margin})
     index.write_text(json.dumps(items))
     return cases
@@ -202,8 +222,7 @@ def main() -> int:
     args = parser.parse_args()
 
     started = time.monotonic()
-    cases = [case for case in cached_cases(args.mnist_dir, args.per_kind, args.seed, args.held_out)
-             if args.kinds.lower() in f"{case.source} {case.kind}".lower()]
+    cases = made_cases(args.mnist_dir, args.per_kind, args.seed, args.held_out, args.kinds)
     if not cases:
         raise SystemExit(f"no kind matches --kinds {args.kinds!r}")
     if args.save:

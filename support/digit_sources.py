@@ -22,12 +22,10 @@ from __future__ import annotations
 import io
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from dlcourse.mnist import load_split
 from support import phone_photos
 
 # Index ranges of each source's digits for the development and held-out parts. MNIST test digits 0-4999
@@ -148,6 +146,10 @@ def redrawn(digit: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return with_mnist_margin((alpha * 255).round().astype(np.uint8))
 
 
+def photo_source(kind: phone_photos.Kind) -> str:
+    return "phone photos" if kind.digits else "no digit"
+
+
 def photo_cases(images: np.ndarray, labels: np.ndarray, per_kind: int, seed: int, held_out: bool,
                 kinds: list[str] | None = None) -> list[Case]:
     """`per_kind` JPEG photos of each phone_photos kind (or of `kinds`), from MNIST test digits."""
@@ -159,16 +161,9 @@ def photo_cases(images: np.ndarray, labels: np.ndarray, per_kind: int, seed: int
         for _ in range(per_kind):
             chosen = pick(indices, kind.digits, rng)
             photo = kind.render([images[i] for i in chosen], rng)
-            source = "phone photos" if kind.digits else "no digit"
+            source = photo_source(kind)
             label = int(labels[chosen[0]]) if chosen else None
             margin = png(redrawn(images[chosen[0]], margin_rng)) if chosen else None
             cases.append(Case(source, name, phone_photos.jpeg(photo, rng), ".jpg", label, margin,
                               chosen[0] if chosen else None))
     return cases
-
-
-def all_cases(mnist_dir: Path, per_kind: int, seed: int, held_out: bool) -> list[Case]:
-    """Every source's cases, in a fixed order."""
-    images, labels = load_split(mnist_dir, "test")
-    return (mnist_cropped(images, labels, per_kind, seed, held_out) + sklearn_cases(per_kind, seed, held_out)
-            + photo_cases(images, labels, per_kind, seed, held_out))
