@@ -190,6 +190,15 @@ def camera(scene: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(scene, 0, 255).astype(np.uint8)
 
 
+def full_size(photo: np.ndarray, rng: np.random.Generator, share: float = 0.25) -> np.ndarray:
+    """A `share` of photos as a phone saves them, 4032x3024 (12 MP) either way up; the others as rendered
+    (rendering every scene at 12 MP would take seconds a photo)."""
+    if rng.random() >= share:
+        return photo
+    size = (4032, 3024) if photo.shape[1] > photo.shape[0] else (3024, 4032)
+    return np.asarray(Image.fromarray(photo).resize(size, Image.BICUBIC))
+
+
 def jpeg(photo: np.ndarray, rng: np.random.Generator) -> bytes:
     """The file a phone would send: JPEG of quality 70-94."""
     buffer = io.BytesIO()
@@ -234,7 +243,7 @@ def write(surface: np.ndarray, digits: list[np.ndarray], heights: list[int], cen
     alpha = ink * np.clip(0.85 + 0.15 * smooth_noise(ink.shape, 8, rng), 0.6, 1)  # pressure
     if grainy:  # graphite: fainter, and it catches on the paper's fibres
         grain = ndimage.gaussian_filter(rng.random(ink.shape, dtype=np.float32), 0.7)
-        alpha *= np.clip((grain - 0.2) * 3, 0.45, 1) * rng.uniform(0.6, 0.85)
+        alpha *= np.clip((grain - 0.2) * 3, 0.5, 1) * rng.uniform(0.7, 0.9)
     return lay(surface, alpha, colour), ink
 
 
@@ -288,7 +297,8 @@ def paper_on_desk(digits: list[np.ndarray], rng: np.random.Generator, paper: str
     if rng.random() < 0.5:
         order.reverse()  # the prominent digit written first or last
     centre = (wide / 2 + rng.uniform(-0.06, 0.06) * wide, high / 2 + rng.uniform(-0.06, 0.06) * high)
-    surface, _ = write(surface, [digits[i] for i in order], [heights[i] for i in order], centre, rng)
+    if digits:
+        surface, _ = write(surface, [digits[i] for i in order], [heights[i] for i in order], centre, rng)
 
     desk_colour = (DARK_DESKS if desk == "dark" else LIGHT_DESKS)
     scene = wood((H, W), desk_colour[rng.integers(len(desk_colour))], rng)
@@ -302,7 +312,7 @@ def paper_on_desk(digits: list[np.ndarray], rng: np.random.Generator, paper: str
         curl = warp(np.repeat(np.linspace(0, 1, int(high), dtype=np.float32)[:, None] ** 2, int(wide), 1),
                     corners, (W, H))
         scene *= (1 - rng.uniform(0.03, 0.12) * curl * mask)[..., None]
-    return camera(light(scene, rng), rng)
+    return full_size(camera(light(scene, rng), rng), rng)
 
 
 def close_up(digit: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -491,7 +501,7 @@ def printed_page(rng: np.random.Generator) -> np.ndarray:
     mask = warp(np.ones(ink.shape, np.float32), corners, (W, H))
     scene = cast_shadow(scene, mask, rng)
     scene = scene * (1 - mask[..., None]) + warp(surface, corners, (W, H)) * mask[..., None]
-    return camera(light(scene, rng), rng)
+    return full_size(camera(light(scene, rng), rng), rng)
 
 
 # ---------------------------------------------------------------- the kinds
@@ -499,33 +509,31 @@ def printed_page(rng: np.random.Generator) -> np.ndarray:
 
 @dataclass(frozen=True)
 class Kind:
-    """One kind of photo: how many digits it shows (0 for none) and how to render it."""
+    """One kind of photo: how many digits it shows (0 for none; of two, the first is the answer) and how
+    to render it from those digits. docs/digits.md says what each looks like."""
     digits: int
     render: Callable[[list[np.ndarray], np.random.Generator], np.ndarray]
-    what: str
+
+
+def on_desk(paper: str) -> Callable[[list[np.ndarray], np.random.Generator], np.ndarray]:
+    """A paper of that kind on a dark or light desk, at random."""
+    return lambda digits, rng: paper_on_desk(digits, rng, paper, str(rng.choice(["dark", "light"])))
 
 
 KINDS: dict[str, Kind] = {
-    "crop to the ink, every edge": Kind(1, lambda d, rng: tight_crop(d[0], rng, every_edge=True),
-                                        "a close-up of a digit on paper, cropped so the ink touches all four edges"),
-    "crop to the ink, one edge": Kind(1, lambda d, rng: tight_crop(d[0], rng, every_edge=False),
-                                      "the same, cropped so the ink touches one edge, with a margin elsewhere"),
-    "sheet on a dark desk": Kind(1, lambda d, rng: paper_on_desk(d, rng, "sheet", "dark"),
-                                 "a white sheet (plain or ruled) wholly in view, a little turned, on a dark desk"),
-    "sheet on a light desk": Kind(1, lambda d, rng: paper_on_desk(d, rng, "sheet", "light"),
-                                  "the same on a light desk"),
-    "index card on a desk": Kind(1, lambda d, rng: paper_on_desk(d, rng, "card", str(rng.choice(["dark", "light"]))),
-                                 "a ruled index card, turned, on a dark or light desk"),
-    "sticky note on a desk": Kind(1, lambda d, rng: paper_on_desk(d, rng, "sticky", str(rng.choice(["dark", "light"]))),
-                                  "a yellow, pink, blue, green or orange sticky note on a dark or light desk"),
-    "chalk on a blackboard": Kind(1, lambda d, rng: chalkboard(d[0], rng), "grainy chalk on a green or black board with eraser smudges"),
-    "marker on a whiteboard, glare": Kind(1, lambda d, rng: whiteboard(d[0], rng), "marker on a whiteboard with the glare of a light"),
-    "finger or pen at the edge": Kind(1, lambda d, rng: finger_at_edge(d[0], rng), "a digit on paper with a finger or pen coming in at an edge"),
-    "two digits on a sticky note": Kind(2, lambda d, rng: paper_on_desk(d, rng, "sticky", str(rng.choice(["dark", "light"]))),
-                                        "two digits on a sticky note, the first written larger (the answer)"),
-    "cat photo": Kind(0, lambda d, rng: real_photo("chelsea", rng), "scikit-image's photo of a cat, re-taken"),
-    "outdoor photo": Kind(0, lambda d, rng: real_photo(str(rng.choice(["rocket", "camera"])), rng),
-                          "scikit-image's rocket on its pad, or its cameraman in a field, re-taken"),
-    "cup of coffee photo": Kind(0, lambda d, rng: real_photo("coffee", rng), "scikit-image's cup of coffee, re-taken"),
-    "page of printed text": Kind(0, lambda d, rng: printed_page(rng), "a printed page on a desk"),
+    "crop to the ink, every edge": Kind(1, lambda d, rng: tight_crop(d[0], rng, every_edge=True)),
+    "crop to the ink, one edge": Kind(1, lambda d, rng: tight_crop(d[0], rng, every_edge=False)),
+    "sheet on a dark desk": Kind(1, lambda d, rng: paper_on_desk(d, rng, "sheet", "dark")),
+    "sheet on a light desk": Kind(1, lambda d, rng: paper_on_desk(d, rng, "sheet", "light")),
+    "index card on a desk": Kind(1, on_desk("card")),
+    "sticky note on a desk": Kind(1, on_desk("sticky")),
+    "chalk on a blackboard": Kind(1, lambda d, rng: chalkboard(d[0], rng)),
+    "marker on a whiteboard, glare": Kind(1, lambda d, rng: whiteboard(d[0], rng)),
+    "finger or pen at the edge": Kind(1, lambda d, rng: finger_at_edge(d[0], rng)),
+    "two digits on a sticky note": Kind(2, on_desk("sticky")),
+    "cat photo": Kind(0, lambda d, rng: real_photo("chelsea", rng)),
+    "outdoor photo": Kind(0, lambda d, rng: real_photo(str(rng.choice(["rocket", "camera"])), rng)),
+    "cup of coffee photo": Kind(0, lambda d, rng: real_photo("coffee", rng)),
+    "page of printed text": Kind(0, lambda d, rng: printed_page(rng)),
+    "blank sticky note": Kind(0, on_desk("sticky")),
 }
