@@ -206,6 +206,7 @@ def print_table(rows: list[dict]) -> None:
         refused = f", {row['refused']} refused" if row["refused"] and row["source"] != "no digit" else ""
         print(f"| {row['source']} | {row['kind']} | {row['pictures']} | {share}{refused} | {margin} | "
               f"{row['notes']} | {'met' if row['target_met'] else 'not met'} |")
+    print(f"\ntarget met by {sum(row['target_met'] for row in rows)} of {len(rows)} kinds")
 
 
 def main() -> int:
