@@ -32,6 +32,7 @@ DARK_DESKS = ((70, 45, 30), (45, 45, 50), (95, 62, 40), (32, 32, 34), (60, 70, 8
 LIGHT_DESKS = ((205, 190, 165), (190, 190, 185), (222, 214, 200), (176, 152, 118), (200, 205, 210))
 PEN_INKS = ((25, 25, 30), (30, 45, 130), (20, 35, 95), (45, 45, 60))
 MARKER_INKS = ((20, 20, 25), (25, 50, 160), (170, 30, 35), (25, 120, 60))
+ORIENTATION = 0x0112  # the EXIF tag
 SKIN = ((232, 190, 160), (210, 160, 125), (170, 120, 90), (120, 80, 55), (240, 200, 175))
 
 
@@ -200,9 +201,16 @@ def full_size(photo: np.ndarray, rng: np.random.Generator, share: float = 0.25) 
 
 
 def jpeg(photo: np.ndarray, rng: np.random.Generator) -> bytes:
-    """The file a phone would send: JPEG of quality 70-94."""
+    """The file a phone would send: JPEG of quality 70-94; a quarter of them stored as the sensor saw them,
+    turned a quarter, with the EXIF orientation that turns them back (6: turn 90° clockwise to show)."""
     buffer = io.BytesIO()
-    Image.fromarray(photo).save(buffer, format="JPEG", quality=int(rng.integers(70, 95)))
+    quality = int(rng.integers(70, 95))
+    if rng.random() < 0.25:
+        exif = Image.Exif()
+        exif[ORIENTATION] = 6
+        Image.fromarray(np.rot90(photo).copy()).save(buffer, format="JPEG", quality=quality, exif=exif)
+    else:
+        Image.fromarray(photo).save(buffer, format="JPEG", quality=quality)
     return buffer.getvalue()
 
 

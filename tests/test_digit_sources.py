@@ -7,7 +7,7 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from support import digit_sources, phone_photos
 from support.digit_sources import (DEVELOPMENT, HELD_OUT, crop_to_ink, mnist_cropped, photo_cases, sklearn_cases,
@@ -133,3 +133,18 @@ def test_the_held_out_part_shares_no_digit_with_the_development_part(mnist):
     assert all(case.index in HELD_OUT["mnist"] for case in held_out)
     assert all(case.index in DEVELOPMENT["mnist"] for case in development)
     assert digit_sources.stream(0, True, "x").random() != digit_sources.stream(0, False, "x").random()
+
+
+def test_a_quarter_of_the_photos_are_stored_turned_with_the_exif_orientation_that_shows_them_upright():
+    photo = np.zeros((60, 40, 3), np.uint8)
+    photo[:20] = 255  # bright at the top, as it should show
+    turned = 0
+    for seed in range(40):
+        data = phone_photos.jpeg(photo, np.random.default_rng(seed))
+        stored = Image.open(io.BytesIO(data))
+        if stored.getexif().get(phone_photos.ORIENTATION) == 6:
+            turned += 1
+            assert stored.size == (60, 40)
+        shown = np.asarray(ImageOps.exif_transpose(stored))
+        assert shown.shape == photo.shape and np.abs(shown.astype(int) - photo).mean() < 8
+    assert 4 <= turned <= 20
