@@ -6,16 +6,17 @@ Three sources:
 - "MNIST cropped to its ink": MNIST test digits cropped to their ink (pixels > 0), white on black and dark
   on white, enlarged x1, x4 and x10; their margin counterpart is the same digit uncropped, same polarity
   and enlargement.
-- "scikit-learn digits": the 1,797 handwritten digits scikit-learn ships (`load_digits`: UCI optdigits,
-  32x32 bitmaps by 43 writers reduced to 8x8 counts, 0..16), as they come (8 px) and enlarged x4, in
-  both polarities; their margin counterpart is the same digit with MNIST's margin.
+- "scikit-learn digits": the 1,797 handwritten digits scikit-learn ships (`load_digits`: the test set of
+  UCI optdigits, 32x32 bitmaps by 13 writers reduced to 8x8 counts, 0..16), as they come (8 px) and
+  enlarged x4, in both polarities; their margin counterpart is the same digit with MNIST's margin.
 - "phone photos": support/phone_photos.py's kinds rendered from MNIST test digits; their margin
   counterpart is the digit redrawn as the renderer draws its strokes, with MNIST's margin. Its kinds
   without a digit go in as "no digit".
 
 The development and the held-out part draw from disjoint digits (DEVELOPMENT / HELD_OUT index ranges) with
 disjoint random streams (the part is one of the seed's words): tune on the development part only; the
-held-out part is measured once, at the end.
+held-out part is measured once, at the end. (scikit-learn does not say who wrote which digit: its two parts
+may share writers.)
 """
 from __future__ import annotations
 
