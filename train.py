@@ -24,7 +24,6 @@ import os
 import sys
 import time
 from dataclasses import replace
-from pathlib import Path
 
 from dlcourse.errors import BadInput
 
@@ -38,34 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    d = p.add_argument_group("data")
-    d.add_argument("--data", required=True,
-                   help="'mnist' (IDX files in --mnist-dir), or a folder of images in ImageFolder layout (one "
-                        "sub-folder per class, nested folders allowed), or labelled by --label-re or --csv. A folder "
-                        "holding train/ and valid/ (or val/) is validated on its own split.")
-    d.add_argument("--label-re", metavar="REGEX",
-                   help="read labels from file names: the first group of this regular expression, searched in each "
-                        r"file name, is the label (e.g. Oxford-IIIT Pets: '^(.+)_\d+\.(jpg|jpeg|png)$'); "
-                        "files that do not match are ignored and counted")
-    d.add_argument("--csv", metavar="FILE",
-                   help="read labels from this CSV, as fastai's ImageDataLoaders.from_csv: a header row, then one row "
-                        "per image; file names relative to --data; an is_valid column (true/false, 1/0), when "
-                        "present, marks the validation images. Rows that cannot be used are skipped and counted")
-    d.add_argument("--fn-col", default="0", metavar="COLUMN",
-                   help="--csv column of the file names: its header or 0-based index (default %(default)s)")
-    d.add_argument("--label-col", default="1", metavar="COLUMN",
-                   help="--csv column of the labels: its header or 0-based index (default %(default)s)")
-    d.add_argument("--valid-col", metavar="COLUMN",
-                   help="--csv column marking validation rows (default: is_valid when the CSV has it, else "
-                        "--valid-pct at random)")
-    d.add_argument("--mnist-dir", default="data/mnist",
-                   help="folder of the MNIST IDX files for --data mnist: train-* (60k) or train-5k-*, and t10k-* "
-                        "as the validation set when present (default %(default)s)")
-    d.add_argument("--valid-pct", type=float, default=0.2,
-                   help="share held out for validation when the data has no split of its own (default %(default)s)")
-    d.add_argument("--seed", type=int, default=42,
-                   help="seed of the validation split, the initial weights and the augmentations; runs on CPU "
-                        "with the same seed give the same model (default %(default)s)")
+    from dlcourse.training.data import add_data_arguments
+
+    add_data_arguments(p)
 
     m = p.add_argument_group("model")
     m.add_argument("--arch", default="resnet18",
@@ -178,11 +152,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def train(args: argparse.Namespace, procs) -> None:
     # Imported here so that `train.py --help` answers at once.
+    from dlcourse.clean.items import cleaner_command
     from dlcourse.hub.model_repo import hub_token, push_to_hub
     from dlcourse.served.modelfile import ModelInfo, save_model_file
     from dlcourse.served.preprocess import create_transform
     from dlcourse.training import checkpoint, distributed, insight
-    from dlcourse.training.data import CsvLabels, fingerprint, load_data
+    from dlcourse.training.data import data_options, fingerprint, load_data_from_args
     from dlcourse.training.export import command_line, describe, pick_examples, versions
     from dlcourse.training.learner import Learner, Recipe, check_arch, create_model, input_config, seed_everything
     from dlcourse.training.transforms import default_augment
@@ -204,9 +179,7 @@ def train(args: argparse.Namespace, procs) -> None:
     seed_everything(args.seed)
 
     # 1. The data: classes, a training and a validation set of uint8 images.
-    csv_labels = CsvLabels(Path(args.csv), args.fn_col, args.label_col, args.valid_col) if args.csv else None
-    data = load_data(args.data, label_re=args.label_re, mnist_dir=args.mnist_dir,
-                     valid_pct=args.valid_pct, seed=args.seed, csv_labels=csv_labels)
+    data = load_data_from_args(args)
     procs.print(data.summary())
 
     # 2. The model, and the input it expects: size, channels, normalisation.
@@ -288,6 +261,9 @@ def train(args: argparse.Namespace, procs) -> None:
         procs.print(f"{kept}accuracy {final['accuracy']:.4f} (error_rate {final['error_rate']:.4f}) on {data.split}; "
                     f"{meta.train_seconds / 60:.1f} min in all ({meta.cpu_seconds / 60:.1f} CPU-min); "
                     f"wrote {path} ({size_mb:.1f} MB)")
+        if args.data != "mnist":
+            procs.print(f"the images it finds hardest, to keep, delete or relabel (docs/cleaning.md): "
+                        f"{cleaner_command(data_options(args), path)}")
 
         # 7. Publish.
         if args.push_to_hub:

@@ -45,9 +45,13 @@ class Classifier:
         return torch.stack([self.transform(tensor) for tensor in prepared])
 
     @torch.inference_mode()
+    def logits(self, inputs: torch.Tensor) -> torch.Tensor:
+        """The network's float32 outputs for a batch of prepared inputs (N, C, H, W)."""
+        return self.forward(inputs).float()
+
     def probabilities(self, inputs: torch.Tensor) -> torch.Tensor:
         """Softmax over classes for a batch of prepared inputs (N, C, H, W)."""
-        return self.forward(inputs).float().softmax(dim=1)
+        return self.logits(inputs).softmax(dim=1)
 
     def predict(self, image: Image.Image) -> dict[str, float]:
         """Probability of every class for one image, most likely first."""

@@ -12,6 +12,7 @@ Image files are checked before training: unreadable or corrupt ones are skipped 
 """
 from __future__ import annotations
 
+import argparse
 import csv
 import hashlib
 import io
@@ -264,6 +265,59 @@ def load_data(
     return folder_data(root, label_re, valid_pct, seed, check_workers)
 
 
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """train.py's data options (--data, --label-re, --csv, --valid-pct, --seed, ...), which every command that
+    reads a data set as training does takes alike: `load_data_from_args` reads them."""
+    d = parser.add_argument_group("data")
+    d.add_argument("--data", required=True,
+                   help="'mnist' (IDX files in --mnist-dir), or a folder of images in ImageFolder layout (one "
+                        "sub-folder per class, nested folders allowed), or labelled by --label-re or --csv. A folder "
+                        "holding train/ and valid/ (or val/) is validated on its own split.")
+    d.add_argument("--label-re", metavar="REGEX",
+                   help="read labels from file names: the first group of this regular expression, searched in each "
+                        r"file name, is the label (e.g. Oxford-IIIT Pets: '^(.+)_\d+\.(jpg|jpeg|png)$'); "
+                        "files that do not match are ignored and counted")
+    d.add_argument("--csv", metavar="FILE",
+                   help="read labels from this CSV, as fastai's ImageDataLoaders.from_csv: a header row, then one row "
+                        "per image; file names relative to --data; an is_valid column (true/false, 1/0), when "
+                        "present, marks the validation images. Rows that cannot be used are skipped and counted")
+    d.add_argument("--fn-col", default="0", metavar="COLUMN",
+                   help="--csv column of the file names: its header or 0-based index (default %(default)s)")
+    d.add_argument("--label-col", default="1", metavar="COLUMN",
+                   help="--csv column of the labels: its header or 0-based index (default %(default)s)")
+    d.add_argument("--valid-col", metavar="COLUMN",
+                   help="--csv column marking validation rows (default: is_valid when the CSV has it, else "
+                        "--valid-pct at random)")
+    d.add_argument("--mnist-dir", default="data/mnist",
+                   help="folder of the MNIST IDX files for --data mnist: train-* (60k) or train-5k-*, and t10k-* "
+                        "as the validation set when present (default %(default)s)")
+    d.add_argument("--valid-pct", type=float, default=0.2,
+                   help="share held out for validation when the data has no split of its own (default %(default)s)")
+    d.add_argument("--seed", type=int, default=42,
+                   help="seed of the validation split, the initial weights and the augmentations; runs on CPU "
+                        "with the same seed give the same model (default %(default)s)")
+
+
+def load_data_from_args(args: argparse.Namespace) -> Data:
+    """The `Data` that the options of `add_data_arguments` name."""
+    csv_labels = CsvLabels(Path(args.csv), args.fn_col, args.label_col, args.valid_col) if args.csv else None
+    return load_data(args.data, label_re=args.label_re, mnist_dir=args.mnist_dir, valid_pct=args.valid_pct,
+                     seed=args.seed, csv_labels=csv_labels)
+
+
+def data_options(args: argparse.Namespace) -> list[str]:
+    """The data options of `args` as a command line gives them (those left at their defaults left out), for
+    printing a command that reads the same data."""
+    parser = argparse.ArgumentParser()
+    add_data_arguments(parser)
+    options = []
+    for action in parser._actions:
+        value = getattr(args, action.dest, None)
+        if action.option_strings and value is not None and value != action.default:
+            options += [action.option_strings[0], str(value)]
+    return options
+
+
 def mnist_data(mnist_dir: str | Path, valid_pct: float, seed: int) -> Data:
     """MNIST digits from IDX files: the 60k training set when present, else the 5k subset;
     the 10k test set as validation when present, else a `valid_pct` random split."""
@@ -288,8 +342,8 @@ def mnist_data(mnist_dir: str | Path, valid_pct: float, seed: int) -> Data:
 
 def folder_data(root: Path, label_re: str | None, valid_pct: float, seed: int, check_workers: int = 8) -> Data:
     """Images below `root`, labelled by folder (ImageFolder) or by file name (`label_re`)."""
-    own_split = _own_split(root)
-    parts = own_split or {"all": root}
+    split_folders = own_split(root)
+    parts = split_folders or {"all": root}
     labelled = {name: _labelled_files(folder, label_re) for name, folder in parts.items()}
     ignored = sum(ignored for _, ignored in labelled.values())
 
@@ -301,10 +355,10 @@ def folder_data(root: Path, label_re: str | None, valid_pct: float, seed: int, c
 
     train_labels = {label for _, label in kept.get("train", kept.get("all", []))}
     classes = sorted(train_labels)
-    _check_classes(classes, classes, f"{root}" + (" (train/)" if own_split else ""))
+    _check_classes(classes, classes, f"{root}" + (" (train/)" if split_folders else ""))
     index = {label: i for i, label in enumerate(classes)}
     how = f"labels from file names matching {label_re!r}" if label_re else "one folder per class"
-    if own_split:
+    if split_folders:
         unknown = sorted({label for _, label in kept["valid"]} - train_labels)
         if unknown:
             raise BadInput(f"the validation folder has classes the training folder lacks: {', '.join(unknown[:5])}.")
@@ -484,7 +538,8 @@ def random_split(n: int, valid_pct: float, seed: int) -> tuple[np.ndarray, np.nd
     return np.sort(order[n_valid:]), np.sort(order[:n_valid])
 
 
-def _own_split(root: Path) -> dict[str, Path] | None:
+def own_split(root: Path) -> dict[str, Path] | None:
+    """{"train": its train/ folder, "valid": its valid/ (or val/) folder} when the data has both, else None."""
     train = root / "train"
     valid = next((root / name for name in VALID_FOLDER_NAMES if (root / name).is_dir()), None)
     return {"train": train, "valid": valid} if train.is_dir() and valid is not None else None
