@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -63,3 +64,27 @@ def app_url(classifier, baseline) -> Iterator[str]:
 def client(app_url) -> Client:
     """A gradio_client connected to the served Space."""
     return Client(app_url, verbose=False)
+
+
+@dataclass
+class PlantedDigits:
+    folder: Path  # PNG digits in class folders with planted mistakes (support/planted.py); tests change copies only
+    planted: dict[str, str]  # planted file -> its truth: the right digit, "photo" or "unreadable"
+    model: Path  # a model train.py trained on the folder as it is
+    output: str  # what train.py printed
+
+
+@pytest.fixture(scope="session")
+def planted_digits(tmp_path_factory) -> PlantedDigits:
+    """300 MNIST digits as PNG files, 10% in a wrong class folder, 3 photos and 2 broken files among them, and a
+    tiny model train.py trained on them (seconds on a CPU): what the data cleaner's tests rank and clean."""
+    from support.planted import make_planted_mnist
+    from trainkit import FAST, run_train
+
+    root = tmp_path_factory.mktemp("planted")
+    planted = make_planted_mnist(root / "digits", MNIST_DIR, count=300, photos=3, unreadable=2)
+    model = root / "model.pkl"
+    run = run_train([*FAST, "--img-size", "28", "--epochs", "2", "--data", str(root / "digits"), "--out", str(model),
+                     "--report-dir", str(root / "report")], cwd=root)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return PlantedDigits(root / "digits", planted, model, run.stdout)

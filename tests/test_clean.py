@@ -13,13 +13,11 @@ import shlex
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from conftest import MNIST_DIR, ROOT
-from support.planted import make_planted_mnist
+from conftest import ROOT, PlantedDigits
 from trainkit import FAST, make_image_folder, one_line_error, run_train
 
 from dlcourse.clean import apply as applying
@@ -29,27 +27,13 @@ from dlcourse.served.images import load_image
 FASTAI_27 = ROOT / "tests" / "data" / "fastai-2.7"
 
 
-@dataclass
-class Trained:
-    folder: Path  # the planted digits, never changed: tests copy it
-    planted: dict[str, str]
-    model: Path
-    output: str  # what train.py printed
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory) -> Trained:
-    root = tmp_path_factory.mktemp("clean")
-    planted = make_planted_mnist(root / "digits", MNIST_DIR, count=300, photos=3, unreadable=2)
-    model = root / "model.pkl"
-    run = run_train([*FAST, "--img-size", "28", "--epochs", "2", "--data", str(root / "digits"), "--out", str(model),
-                     "--report-dir", str(root / "report")], cwd=root)
-    assert run.returncode == 0, run.stderr[-3000:]
-    return Trained(root / "digits", planted, model, run.stdout)
+@pytest.fixture
+def trained(planted_digits: PlantedDigits) -> PlantedDigits:
+    return planted_digits
 
 
 @pytest.fixture
-def digits(trained: Trained, tmp_path: Path) -> Path:
+def digits(trained: PlantedDigits, tmp_path: Path) -> Path:
     """A copy of the planted digits that a test may change."""
     return Path(shutil.copytree(trained.folder, tmp_path / "digits"))
 
@@ -85,7 +69,7 @@ def write_decisions(path: Path, rows: list[tuple[str, str]]) -> Path:
 # ---------------------------------------------------------------- ranking
 
 
-def test_train_py_prints_the_cleaners_command_and_it_lists_by_loss(trained: Trained):
+def test_train_py_prints_the_cleaners_command_and_it_lists_by_loss(trained: PlantedDigits):
     line = next(line for line in trained.output.splitlines() if "dlcourse.clean" in line)
     command = shlex.split(line[line.index("python -m dlcourse.clean"):])
     assert command[command.index("--data") + 1] == str(trained.folder)
@@ -114,7 +98,7 @@ def test_train_py_prints_the_cleaners_command_and_it_lists_by_loss(trained: Trai
     assert all("not an image" in row["problem"] and row["loss"] == "" for row in unreadable)
 
 
-def test_list_split_valid_is_train_py_s_validation_set(trained: Trained):
+def test_list_split_valid_is_train_py_s_validation_set(trained: PlantedDigits):
     from dlcourse.training.data import load_data
 
     run = clean("--data", str(trained.folder), "--model", str(trained.model), "--list", "1000", "--split", "valid")
@@ -143,7 +127,7 @@ def test_a_fastai_export_ranks_as_its_learn_predict_answered(tmp_path: Path):
         assert float(row["probability"]) == pytest.approx(max(probs.values()), abs=1e-3)
 
 
-def test_a_model_of_other_classes_is_refused_in_one_line_naming_them(trained: Trained):
+def test_a_model_of_other_classes_is_refused_in_one_line_naming_them(trained: PlantedDigits):
     run = clean("--data", str(trained.folder), "--model", str(FASTAI_27 / "export.pkl"), "--list", "5")
     error = one_line_error(run)
     assert "'0', '1', '2'" in error and "'False', 'True'" in error
@@ -155,7 +139,7 @@ def test_a_model_of_other_classes_is_refused_in_one_line_naming_them(trained: Tr
     (["--data", "/nonexistent/folder", "--apply", "x.csv"], "no folder"),
     (["--data", "{digits}", "--apply", "{digits}/nothing.csv"], "no decisions file"),
 ])
-def test_bad_input_is_one_line(trained: Trained, args, words):
+def test_bad_input_is_one_line(trained: PlantedDigits, args, words):
     run = clean(*[arg.format(digits=trained.folder) for arg in args])
     assert words in one_line_error(run)
 
@@ -163,7 +147,7 @@ def test_bad_input_is_one_line(trained: Trained, args, words):
 # ---------------------------------------------------------------- apply, move, undo
 
 
-def test_apply_writes_cleaned_csv_that_train_py_reads_with_the_same_split(trained: Trained, digits: Path, tmp_path: Path):
+def test_apply_writes_cleaned_csv_that_train_py_reads_with_the_same_split(trained: PlantedDigits, digits: Path, tmp_path: Path):
     from dlcourse.training.data import CsvLabels, load_data
 
     before = snapshot(digits)
@@ -204,7 +188,7 @@ def test_apply_writes_cleaned_csv_that_train_py_reads_with_the_same_split(traine
     assert (digits / applying.LOG_FILE).read_text() == log
 
 
-def test_move_then_undo_puts_every_file_back_and_nothing_is_ever_lost(trained: Trained, digits: Path, tmp_path: Path):
+def test_move_then_undo_puts_every_file_back_and_nothing_is_ever_lost(trained: PlantedDigits, digits: Path, tmp_path: Path):
     removed = digits.parent / "removed"
     wrong = [file for file, truth in trained.planted.items() if truth.isdigit()][:2]
     photo = next(file for file, truth in trained.planted.items() if truth == "photo")
@@ -245,7 +229,7 @@ def test_move_then_undo_puts_every_file_back_and_nothing_is_ever_lost(trained: T
     assert "nothing to undo" in one_line_error(clean("--data", str(digits), "--undo"))
 
 
-def test_a_crash_half_way_leaves_each_file_moved_and_logged_or_where_it_was(trained: Trained, digits: Path, monkeypatch):
+def test_a_crash_half_way_leaves_each_file_moved_and_logged_or_where_it_was(trained: PlantedDigits, digits: Path, monkeypatch):
     """The process dies (here: an exception where the third file would be renamed, as a kill would stop it)."""
     from dlcourse.clean.items import open_data
     from dlcourse.clean.__main__ import parse_args
@@ -279,7 +263,7 @@ def test_a_crash_half_way_leaves_each_file_moved_and_logged_or_where_it_was(trai
     assert images_only(snapshot(digits)) == images_only(before)
 
 
-def test_undo_after_a_crash_between_the_move_and_its_log_line(trained: Trained, digits: Path, monkeypatch):
+def test_undo_after_a_crash_between_the_move_and_its_log_line(trained: PlantedDigits, digits: Path, monkeypatch):
     from dlcourse.clean.items import open_data
     from dlcourse.clean.__main__ import parse_args
 
@@ -335,7 +319,7 @@ def test_labels_from_file_names_change_in_cleaned_csv_only(tmp_path: Path):
     ([("{file}", "seven")], "none of keep, delete or a class"),
     ([("{broken}", "3")], "keep or delete it"),
 ])
-def test_decisions_that_cannot_be_applied_change_nothing(trained: Trained, digits: Path, tmp_path: Path, rows, words):
+def test_decisions_that_cannot_be_applied_change_nothing(trained: PlantedDigits, digits: Path, tmp_path: Path, rows, words):
     file = next(file for file, truth in trained.planted.items() if truth.isdigit())
     broken = next(file for file, truth in trained.planted.items() if truth == "unreadable")
     before = snapshot(digits)
