@@ -88,7 +88,7 @@ def test_relabel_delete_apply_with_moves_then_undo(cleaner: Page, planted_digits
     show_class(page, given)
     slot = find_card(page, Path(wrong).name)
     expect(page.locator(f"#clean-caption-{slot}")).to_contain_text(f"{given} →")
-    expect(page.locator(f"#clean-image-{slot} img")).to_be_visible()  # its thumbnail
+    expect(page.locator(f"#clean-caption-{slot} img")).to_be_visible()  # its thumbnail
     choose(page, f"clean-choice-{slot}", f"→ {truth}")
     expect(page.locator("#clean-status")).to_contain_text("1 change(s) chosen")
 

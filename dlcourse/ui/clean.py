@@ -2,13 +2,17 @@
 relabel; then apply (and undo). Components and wiring only: dlcourse/clean/ does the work."""
 from __future__ import annotations
 
+import base64
+import html
+import io
 from typing import Any
 
 import gradio as gr
+from PIL import Image
 
 from ..clean.apply import DELETE, KEEP
 from ..clean.session import BOTH, PAGE_SIZE, CleanSession
-from .common import Picture, shows_errors
+from .common import shows_errors
 from .space import LAUNCH_OPTIONS, queued
 
 TITLE = "Clean the data"
@@ -21,25 +25,33 @@ INTRO = (
     "**Undo** puts back what the last apply changed."
 )
 # Thumbnails fill their box, a 28x28 digit crisp; a card keeps its width when a page has fewer than a row of them.
-CSS = (".clean-thumb img { width: 100%; height: 100%; object-fit: contain; image-rendering: pixelated; }"
-       " .clean-caption p { font-size: 0.85em; margin: 0; overflow-wrap: anywhere; }"
+CSS = (".clean-thumb { height: 140px; } .clean-thumb img { width: 100%; height: 100%; object-fit: contain;"
+       " image-rendering: pixelated; } .clean-caption p { font-size: 0.85em; margin: 0; overflow-wrap: anywhere; }"
        f" .clean-card {{ flex: 0 0 calc((100% - {COLUMNS - 1} * var(--layout-gap)) / {COLUMNS}) !important; }}")
 SPLIT_CHOICES = [("Training", "train"), ("Validation", "valid"), ("Both", BOTH)]
 
 
-def caption(row: dict) -> str:
-    """What a card says about its image."""
-    name = row["file"].rsplit("/", 1)[-1]
+def card_html(row: dict, thumbnail: Image.Image | None) -> str:
+    """A card's picture and what it says about it. The thumbnail travels inside the HTML (a data: URL): a page of
+    twelve is one answer, not twelve more requests."""
+    name = html.escape(row["file"].rsplit("/", 1)[-1])
+    if thumbnail is None:
+        picture = '<div class="clean-thumb"></div>'
+    else:
+        buffer = io.BytesIO()
+        thumbnail.save(buffer, format="PNG")
+        picture = (f'<div class="clean-thumb"><img alt="{name}" '
+                   f'src="data:image/png;base64,{base64.b64encode(buffer.getvalue()).decode()}"></div>')
     if "loss" not in row:
-        return f"**cannot be read**: {row['problem']}<br>`{name}`"
-    return (f"**{row['label']}** → {row['predicted']} ({row['probability']:.0%})<br>"
-            f"loss {row['loss']:.2f} · {row['split']} · `{name}`")
+        return f'{picture}<p><b>cannot be read</b>: {html.escape(row["problem"])}<br><code>{name}</code></p>'
+    return (f'{picture}<p><b>{html.escape(row["label"])}</b> → {html.escape(row["predicted"])} '
+            f'({row["probability"]:.0%})<br>loss {row["loss"]:.2f} · {row["split"]} · <code>{name}</code></p>')
 
 
-def action_choices(session: CleanSession, row: dict) -> list[tuple[str, str]]:
-    if "loss" not in row:
-        return [(KEEP, KEEP), (DELETE, DELETE)]
-    return [(KEEP, KEEP), (DELETE, DELETE)] + [(f"→ {name}", name) for name in session.classes if name != row["label"]]
+def action_choices(classes: list[str]) -> list[tuple[str, str]]:
+    """Keep, delete, or a class (its own class too, which keeps it: every card has the same menu, so that a
+    new page only sets the cards' values)."""
+    return [(KEEP, KEEP), (DELETE, DELETE)] + [(f"→ {name}", name) for name in classes]
 
 
 def decisions_markdown(decisions: dict[str, str]) -> str:
@@ -63,17 +75,14 @@ def page(session: CleanSession) -> gr.Blocks:
                     number = gr.Number(1, precision=0, label="Page", elem_id="clean-page", min_width=80)
                     following = gr.Button("Next ▶", elem_id="clean-next", min_width=80)
                 pages = gr.Markdown("", elem_id="clean-pages")
-        cards, pictures, captions, choices = [], [], [], []
+        cards, captions, choices = [], [], []
         for start in range(0, PAGE_SIZE, COLUMNS):
             with gr.Row(equal_height=True):
                 for slot in range(start, start + COLUMNS):
                     with gr.Column(visible=False, min_width=120, elem_id=f"clean-card-{slot}", elem_classes="clean-card") as card:
-                        pictures.append(Picture(None, type="pil", format="png", image_mode=None, interactive=False,
-                                                show_label=False, height=140, buttons=[], elem_classes="clean-thumb",
-                                                elem_id=f"clean-image-{slot}"))
-                        captions.append(gr.Markdown("", elem_classes="clean-caption", elem_id=f"clean-caption-{slot}"))
-                        choices.append(gr.Dropdown([KEEP], value=KEEP, show_label=False, container=False,
-                                                   elem_id=f"clean-choice-{slot}"))
+                        captions.append(gr.HTML("", elem_classes="clean-caption", elem_id=f"clean-caption-{slot}"))
+                        choices.append(gr.Dropdown(action_choices(session.classes), value=KEEP, show_label=False,
+                                                   container=False, elem_id=f"clean-choice-{slot}"))
                     cards.append(card)
         with gr.Row():
             move = gr.Checkbox(False, label="move the files too", elem_id="clean-move")
@@ -91,18 +100,14 @@ def page(session: CleanSession) -> gr.Blocks:
                 row = rows[slot] if slot < len(rows) else None
                 updates.append(gr.Column(visible=row is not None))
             for slot in range(PAGE_SIZE):
-                updates.append(thumbnails[slot] if slot < len(rows) else None)
+                updates.append(card_html(rows[slot], thumbnails[slot]) if slot < len(rows) else "")
             for slot in range(PAGE_SIZE):
-                updates.append(caption(rows[slot]) if slot < len(rows) else "")
-            for slot in range(PAGE_SIZE):
-                row = rows[slot] if slot < len(rows) else None
-                updates.append(gr.Dropdown(choices=action_choices(session, row), value=chosen.get(row["file"], KEEP))
-                               if row else gr.Dropdown(choices=[KEEP], value=KEEP))
+                updates.append(chosen.get(rows[slot]["file"], KEEP) if slot < len(rows) else KEEP)
             total = len(session.rows(split_value, label_value))
             updates += [current, f"page {current} of {count} · {total:,} images", [row["file"] for row in rows]]
             return updates
 
-        page_outputs = [*cards, *pictures, *captions, *choices, number, pages, shown]
+        page_outputs = [*cards, *captions, *choices, number, pages, shown]
         view = [split, label, number, decisions]
 
         @shows_errors
@@ -143,11 +148,13 @@ def page(session: CleanSession) -> gr.Blocks:
                     *show(split_value, kept, 1, chosen)]
 
         blocks.load(start, [split, decisions], [label, *page_outputs], api_visibility="private")
-        split.input(change_split, [split, label, decisions], [label, *page_outputs], api_visibility="private")
-        label.input(lambda s, c, d: show(s, c, 1, d), [split, label, decisions], page_outputs, api_visibility="private")
-        number.submit(show, view, page_outputs, api_visibility="private")
-        previous.click(lambda s, c, n, d: show(s, c, (n or 1) - 1, d), view, page_outputs, api_visibility="private")
-        following.click(lambda s, c, n, d: show(s, c, (n or 1) + 1, d), view, page_outputs, api_visibility="private")
+        # Paging and choosing a class answer without the queue: quick handlers, and a click should not wait behind another.
+        browse = dict(api_visibility="private", queue=False)
+        split.input(change_split, [split, label, decisions], [label, *page_outputs], **browse)
+        label.select(lambda s, c, d: show(s, c, 1, d), [split, label, decisions], page_outputs, **browse)
+        number.submit(show, view, page_outputs, **browse)
+        previous.click(lambda s, c, n, d: show(s, c, (n or 1) - 1, d), view, page_outputs, **browse)
+        following.click(lambda s, c, n, d: show(s, c, (n or 1) + 1, d), view, page_outputs, **browse)
         for slot, choice in enumerate(choices):
             choice.input(choose(slot), [choice, shown, decisions], [decisions, status], api_visibility="private",
                          show_progress="hidden", queue=False)
