@@ -174,7 +174,8 @@ def apply(data: CleanData, decisions: dict[str, str], move: bool = False) -> Out
 
 
 def _follow(data: CleanData, moves: list[Move], relabel: dict[str, str], deleted: set[str], moved: bool) -> None:
-    """Update `data` to the files' new places and labels (after a move; without one, the folder is as it was)."""
+    """Update `data` to the files' new places and labels after a move (the page then has nothing left to decide
+    about them); without one the folder is as it was, and the decisions stand."""
     if not moved:
         return
     targets = {m.source: m for m in moves}
@@ -183,6 +184,8 @@ def _follow(data: CleanData, moves: list[Move], relabel: dict[str, str], deleted
     for item in data.items:
         if item.file in targets:
             item.file, item.label = targets[item.file].target, targets[item.file].label_after
+        elif item.file in relabel:  # labels from names or a CSV: the file stays, cleaned.csv has its label
+            item.label = relabel[item.file]
 
 
 def cleaned_csv_text(items: list[Item], renamed: dict[str, str]) -> str:
