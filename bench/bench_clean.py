@@ -95,24 +95,27 @@ def planted_ranks(work: Path, model: Path, planted: dict[str, str]) -> dict[str,
     data = open_data(parse_args(["--data", str(work / "dirty"), "--model", str(model)]))
     ranking = rank(data, open_model(str(model), data), progress=False)
     decisions = {file: DELETE for file, truth in planted.items() if truth == "unreadable"}
-    print("\nclass  images  planted (misplaced + photos)  in its top 2x planted by loss")
-    found_all = planted_all = 0
+    print("\nclass  images  planted (misplaced + photos)  of them in its top 2x planted by loss")
+    found_all = planted_all = photos_found = 0
     for label in data.classes:
         rows = ranking.rows(item for item in data.items if item.label == label)
         mine = [file for file, truth in planted.items() if truth != "unreadable" and file.split("/")[0] == label]
         top = rows[: 2 * len(mine)]
-        found = sum(row["file"] in planted for row in top)
-        found_all, planted_all = found_all + found, planted_all + len(mine)
+        found = [row["file"] for row in top if row["file"] in planted]
         photos = sum(planted[file] == "photo" for file in mine)
+        found_photos = sum(planted[file] == "photo" for file in found)
+        found_all, planted_all, photos_found = found_all + len(found), planted_all + len(mine), photos_found + found_photos
         print(f"{label:>5}  {len(rows):>6}  {len(mine):>4} ({len(mine) - photos} + {photos}){'':>14}  "
-              f"{found:>4} ({found / max(len(mine), 1):.0%})")
+              f"{len(found):>4} ({len(found) - found_photos} + {found_photos}), {len(found) / max(len(mine), 1):.0%}")
         for row in top:  # the reviewer: knows the truth of each image shown
             truth = planted.get(row["file"])
             if truth == "photo":
                 decisions[row["file"]] = DELETE
             elif truth is not None:
                 decisions[row["file"]] = truth
-    print(f"  all  {len(data.items):>6}  {planted_all:>4}{'':>27}  {found_all:>4} ({found_all / planted_all:.0%})")
+    photos_all = sum(truth == "photo" for truth in planted.values())
+    print(f"  all  {len(data.items):>6}  {planted_all:>4} ({planted_all - photos_all} + {photos_all}){'':>12}  "
+          f"{found_all:>4} ({found_all - photos_found} + {photos_found}), {found_all / planted_all:.0%}")
     return decisions
 
 

@@ -313,6 +313,17 @@ def test_labels_from_file_names_change_in_cleaned_csv_only(tmp_path: Path):
     rows = {row["fname"]: row["label"] for row in csv.DictReader((data / "cleaned.csv").open())}
     assert rows["Tri_1.png"] == "square" and "Tri_2.jpg" not in rows
 
+    # The page's session, which forgets decisions carried out by a move, keeps that label for the next apply.
+    from dlcourse.clean.__main__ import parse_args
+    from dlcourse.clean.items import open_data
+
+    assert clean("--data", str(data), "--undo").returncode == 0
+    loaded = open_data(parse_args(["--data", str(data), "--label-re", r"^(.+)_\d+\.", "--apply", "x"]))
+    applying.apply(loaded, {"Tri_1.png": "square"}, move=True)
+    applying.apply(loaded, {"Round_Thing_1.png": "delete"}, move=False)  # a new cleaned.csv
+    rows = {row["fname"]: row["label"] for row in csv.DictReader((data / "cleaned.csv").open())}
+    assert rows["Tri_1.png"] == "square" and "Round_Thing_1.png" not in rows
+
 
 @pytest.mark.parametrize("rows, words", [
     ([("0/nope.png", "delete")], "no such image"),
