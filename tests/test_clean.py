@@ -127,6 +127,21 @@ def test_a_fastai_export_ranks_as_its_learn_predict_answered(tmp_path: Path):
         assert float(row["probability"]) == pytest.approx(max(probs.values()), abs=1e-3)
 
 
+def test_a_file_spoilt_after_loading_is_listed_as_unreadable_not_ranked(trained: PlantedDigits, digits: Path):
+    from dlcourse.clean.__main__ import open_model, parse_args
+    from dlcourse.clean.items import open_data
+    from dlcourse.clean.ranking import listing, rank
+
+    data = open_data(parse_args(["--data", str(digits), "--model", str(trained.model)]))
+    spoilt = data.items[5].file
+    (digits / spoilt).write_bytes(b"not a picture")
+    ranking = rank(data, open_model(str(trained.model), data), progress=False)
+    rows = rows_of(listing(data, ranking, 1000))
+    assert [row["problem"] for row in rows if row["file"] == spoilt] == [
+        "This file is not an image that can be read. Please upload a PNG, JPEG, GIF, WebP, BMP or TIFF file."]
+    assert len(rows) == len(data.items) + len(data.unreadable) == 300 + 3 + 2
+
+
 def test_a_model_of_other_classes_is_refused_in_one_line_naming_them(trained: PlantedDigits):
     run = clean("--data", str(trained.folder), "--model", str(FASTAI_27 / "export.pkl"), "--list", "5")
     error = one_line_error(run)

@@ -126,12 +126,12 @@ def apply(data: CleanData, decisions: dict[str, str], move: bool = False) -> Out
     outcome = Outcome()
     deleted, relabel = set(), {}
     planned: list[tuple[Item, str, str]] = []  # (item, target file, label after)
-    by_file = data.by_file()
+    by_file, moved_before = data.by_file(), log.moved_live()
     for file, action in decisions.items():
         action = action or KEEP
         item = by_file.get(file)
         if item is None:
-            if log.moved_live(file):
+            if file in moved_before:
                 outcome.already += 1
                 continue
             raise BadInput(f"{file}: no such image in {data.root} (file names are relative to the data folder).")
@@ -149,23 +149,20 @@ def apply(data: CleanData, decisions: dict[str, str], move: bool = False) -> Out
         outcome.notes.append(f"Labels come from {'the CSV' if data.labels_from == 'csv' else 'file names'}: "
                              "relabelled images stay where they are; cleaned.csv has their new labels.")
 
-    kept = [item for item in data.items if item.file not in deleted]
-    outcome.deleted = len(deleted)
-    outcome.relabelled = len(relabel)
-    text = cleaned_csv_text([Item(i.file, relabel.get(i.file, i.label), i.split, key=i.key) for i in kept],
-                            {item.file: target for item, target, _ in planned})
+    outcome.deleted, outcome.relabelled = len(deleted), len(relabel)
+    kept = [Item(i.file, relabel.get(i.file, i.label), i.split, key=i.key) for i in data.items if i.file not in deleted]
     cleaned = data.root / CLEANED_CSV
     before = cleaned.read_text(encoding="utf-8") if cleaned.is_file() else None
-    if not planned and (text == before or (outcome.already and before is not None and not deleted and not relabel)):
-        return outcome  # nothing more to do: applying twice changes nothing
+    if not planned:  # nothing more to do when an earlier apply did it all: applying twice changes nothing
+        text = cleaned_csv_text(kept, {})
+        if text == before or (outcome.already and before is not None and not deleted and not relabel):
+            return outcome
 
     number = log.begin("apply", csv_before=before)
     for item, target, label_after in planned:
         target = free_name(data.root, target)
         outcome.moves.append(log.move(number, Move(item.file, target, item.label, label_after), data.root))
-    if planned:  # the CSV names each file where it is now
-        text = cleaned_csv_text([Item(i.file, relabel.get(i.file, i.label), i.split, key=i.key) for i in kept],
-                                {m.source: m.target for m in outcome.moves})
+    text = cleaned_csv_text(kept, {m.source: m.target for m in outcome.moves})  # each file where it is now
     write_atomically(cleaned, text)
     log.end(number, csv_after=digest(text))
     outcome.csv_written = True
@@ -352,11 +349,11 @@ class Log:
         return [Move(line["source"], line["target"], line["label_before"], line["label_after"])
                 for line in self.lines if line.get("move") == "start" and line["number"] == number]
 
-    def moved_live(self, file: str) -> bool:
-        """Whether an apply not undone moved `file` (a decision about it is then done already)."""
+    def moved_live(self) -> set[str]:
+        """The files that applies not undone moved (a decision about one of them is done already)."""
         live = self._applies() - self._undone()
-        return any(line.get("move") == "start" and line["source"] == file and line["number"] in live
-                   and (self.path.parent / line["target"]).exists() for line in self.lines)
+        return {line["source"] for line in self.lines if line.get("move") == "start" and line["number"] in live
+                and (self.path.parent / line["target"]).exists()}
 
 
 def write_atomically(path: Path, text: str) -> None:

@@ -84,13 +84,11 @@ def rank(data: CleanData, classifier: Classifier, batch_size: int = BATCH_SIZE, 
     by_key = {}
     for item, row, problem in zip(data.items, torch.cat(logits) if logits else [], problems):
         if problem:
-            item.problem = problem
+            item.problem, item.split = problem, ""
         else:
-            by_key[item.key] = row.clone()
-    failed = [item for item in data.items if item.problem]
-    if failed:
-        data.items = [item for item in data.items if not item.problem]
-        data.unreadable += [Item(item.file, item.label, "", item.problem, item.key) for item in failed]
+            by_key[item.key] = row
+    data.unreadable += [item for item in data.items if item.problem]
+    data.items = [item for item in data.items if not item.problem]
     return Ranking(list(data.classes), by_key)
 
 

@@ -90,7 +90,7 @@ def page(session: CleanSession) -> gr.Blocks:
             undo_button = gr.Button("Undo the last apply", elem_id="clean-undo")
         status = gr.Markdown("", elem_id="clean-status")
         decisions = gr.State({})  # file -> action, for the images shown so far
-        shown = gr.State([])  # the files in the cards, in order
+        shown = gr.State([])  # (file, label) of the cards, in order
 
         def show(split_value: str, label_value: str, page_number: Any, chosen: dict) -> list[Any]:
             rows, current, count = session.page(split_value, label_value, page_number)
@@ -104,7 +104,7 @@ def page(session: CleanSession) -> gr.Blocks:
             for slot in range(PAGE_SIZE):
                 updates.append(chosen.get(rows[slot]["file"], KEEP) if slot < len(rows) else KEEP)
             total = len(session.rows(split_value, label_value))
-            updates += [current, f"page {current} of {count} · {total:,} images", [row["file"] for row in rows]]
+            updates += [current, f"page {current} of {count} · {total:,} images", [(row["file"], row["label"]) for row in rows]]
             return updates
 
         page_outputs = [*cards, *captions, *choices, number, pages, shown]
@@ -124,9 +124,10 @@ def page(session: CleanSession) -> gr.Blocks:
             return [gr.Dropdown(choices=menu, value=kept), *show(split_value, kept, 1, chosen)]
 
         def choose(slot: int):
-            def record(action: str, files: list[str], chosen: dict) -> tuple[dict, str]:
-                if slot < len(files):
-                    chosen = {**chosen, files[slot]: action}
+            def record(action: str, cards: list, chosen: dict) -> tuple[dict, str]:
+                if slot < len(cards):
+                    file, given = cards[slot]
+                    chosen = {**chosen, file: KEEP if action == given else action}  # its own class keeps it
                 return chosen, decisions_markdown(chosen)
             return record
 
