@@ -13,7 +13,7 @@ from typing import Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
-from test_browser import browser, close_toasts, open_page, screenshot, toast  # noqa: F401
+from test_browser import browser, open_page, screenshot, toast  # noqa: F401
 
 from conftest import ROOT, PlantedDigits, free_port
 from dlcourse.clean.__main__ import open_model, parse_args
