@@ -7,7 +7,7 @@ from dlcourse.served.classifier import Classifier
 from dlcourse.errors import BadInput
 from dlcourse.hub.model_repo import model_file_path
 from dlcourse.pixels.baseline import PixelBaseline
-from dlcourse.ui.space import LAUNCH_OPTIONS, build_demo, prepare_process
+from dlcourse.ui.space import LAUNCH_OPTIONS, build_demo, prepare_process, return_freed_memory
 
 logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
@@ -17,6 +17,7 @@ try:
 except BadInput as error:  # an unusable model file: one line saying why, not a traceback
     sys.exit(f"error: {error}")
 demo = build_demo(classifier, PixelBaseline.load())
+return_freed_memory()  # what start-up freed: see its docstring
 
 if __name__ == "__main__":
     demo.launch(**LAUNCH_OPTIONS)

@@ -3,12 +3,16 @@ summary rebuilt after every event, and the same settings for app.py, the tests' 
 no-op app."""
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import httpx
+from gradio.routes import App
 from gradio.state_holder import SessionState
 from gradio_client import Client, handle_file
 
-from conftest import EXAMPLES_DIR
-from dlcourse.ui import sessions
+from conftest import EXAMPLES_DIR, ROOT, serving
+from dlcourse.ui import quadratic, sessions
 from dlcourse.ui.space import build_demo, prepare_process
 
 
@@ -69,8 +73,7 @@ def test_the_space_does_not_rebuild_gradios_monitoring_summary_after_every_event
     """Gradio rebuilds a pandas summary of its last events after each one unless told otherwise (space.py)."""
     from gradio.queueing import Queue
 
-    from dlcourse.ui import quadratic
-    from support.serving import free_port, serving
+    from support.serving import free_port
 
     summaries = []
     real_get_df = Queue._get_df
@@ -90,3 +93,40 @@ def test_the_space_does_not_rebuild_gradios_monitoring_summary_after_every_event
     finally:
         demo.close()
     assert summaries == [1, 2, 3, 4, 5], summaries
+
+
+def test_composing_the_space_builds_no_server_app_and_launch_builds_the_one_that_serves(classifier, baseline,
+                                                                                       monkeypatch):
+    gradios = App.__dict__["create_app"].__func__
+    built = []
+    monkeypatch.setattr(App, "create_app", staticmethod(
+        lambda blocks, *args, **kwargs: built.append(blocks) or gradios(blocks, *args, **kwargs)))
+    demo = build_demo(classifier, baseline)
+    assert built == [] and demo.app is None
+    with serving(demo) as url:
+        assert built and all(blocks is demo for blocks in built)  # queued and launched: the Space's own
+        client = Client(url, verbose=False)
+        assert client.predict(handle_file(EXAMPLES_DIR / "mnist-test-7.png"), api_name="/classify")["label"] == "7"
+    assert quadratic.tab().app is not None  # outside build_demo a Blocks gets its app as Gradio makes it
+
+
+RETURNS_FREED_MEMORY = """
+import torch
+from dlcourse.ui.space import return_freed_memory
+
+def rss_mb():
+    return int(next(line for line in open("/proc/self/status") if line.startswith("VmRSS")).split()[1]) / 1024
+
+kept = [torch.ones(64) for _ in range(400_000)]  # ~150 MB of small blocks on the heap
+del kept[:-1]  # freed, except the last, which pins the top of the heap as a live object would
+before = rss_mb()
+return_freed_memory()
+print(before - rss_mb())
+"""
+
+
+def test_return_freed_memory_gives_freed_heap_back_to_the_system():
+    run = subprocess.run([sys.executable, "-c", RETURNS_FREED_MEMORY], cwd=ROOT, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert float(run.stdout) > 100  # MB returned; glibc alone keeps them

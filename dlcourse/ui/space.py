@@ -1,11 +1,14 @@
 """The whole Space: one gr.Blocks with a tab per lesson."""
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import os
+from typing import Iterator
 
 import gradio as gr
 import torch
+from gradio.routes import App
 
 from ..served.classifier import Classifier
 from ..served.images import MAX_FILE_BYTES
@@ -68,23 +71,53 @@ def prepare_process() -> None:
         pass  # not glibc: nothing to set
 
 
+def return_freed_memory() -> None:
+    """Give the memory that start-up used and freed back to the system (app.py calls it before serving).
+
+    glibc keeps freed heap memory for the process to reuse, and start-up frees much that serving never needs
+    again: the ONNX export's working memory and the network it was exported from (dlcourse/served/fast_forward.py).
+    For a resnet18 at 224 px the server then held ~140 MB less (bench/bench_course.py's memory rows)."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to return this way
+
+
 def queued(blocks: gr.Blocks) -> gr.Blocks:
     """`blocks` with the Space's queue (see DEFAULT_CONCURRENCY): the whole Space, or one tab served alone."""
     os.environ.setdefault(SUMMARY_EVERY_VARIABLE, SUMMARY_EVERY)  # read as the queue is made: see SUMMARY_EVERY
     return blocks.queue(default_concurrency_limit=DEFAULT_CONCURRENCY, max_size=MAX_QUEUE_SIZE)
 
 
+@contextlib.contextmanager
+def server_app_built_at_launch() -> Iterator[None]:
+    """While inside, Gradio builds no server app for the Blocks made, closed or queued; `launch` builds its own.
+
+    Gradio 6.31 builds a whole FastAPI app (~80 routes, a pydantic model for each parameter) when a Blocks is
+    made, again when its `with` closes and when it is queued, and serves only the one `launch` builds. The
+    Space composes six Blocks (each tab and section is a Blocks of its own), so it built 13 apps it threw away:
+    2.0-2.3 s of build_demo's 4.3-5.9 s on two busy cores. Nothing reads a Blocks' app before it is launched
+    (the queue reads the launched Blocks' own), so inside this the Blocks' `app` is None until then."""
+    gradios = App.__dict__["create_app"]
+    App.create_app = staticmethod(lambda blocks, *args, **kwargs: None)
+    try:
+        yield
+    finally:
+        App.create_app = gradios
+
+
 def build_demo(classifier: Classifier, baseline: PixelBaseline) -> gr.Blocks:
     # Each tab is a Blocks of its own, built before the Space's opens (a Blocks built inside another is not
     # self-contained) and rendered in its gr.Tab: its components, events, API endpoints and MCP tools.
-    tabs = [
-        ("classify", classify.tab(classifier)),
-        ("quadratic", quadratic.tab()),
-        ("pixels", pixel_similarity.tab(baseline, classifier)),
-    ]
-    with gr.Blocks(title=TITLE) as demo:
-        gr.Markdown(f"# {TITLE}\n{INTRO}")
-        for tab_id, tab in tabs:
-            with gr.Tab(tab.title, id=tab_id):
-                tab.render()
-    return queued(demo)
+    with server_app_built_at_launch():
+        tabs = [
+            ("classify", classify.tab(classifier)),
+            ("quadratic", quadratic.tab()),
+            ("pixels", pixel_similarity.tab(baseline, classifier)),
+        ]
+        with gr.Blocks(title=TITLE) as demo:
+            gr.Markdown(f"# {TITLE}\n{INTRO}")
+            for tab_id, tab in tabs:
+                with gr.Tab(tab.title, id=tab_id):
+                    tab.render()
+        return queued(demo)
