@@ -223,11 +223,14 @@ def forward_limit(model: Path, photos: list[Path], seconds: float) -> tuple[str,
 
     from dlcourse.served.classifier import Classifier
     from dlcourse.served.images import load_image
+    from dlcourse.served.loading import load_model_file
+    from dlcourse.served.modelfile import build_model
 
     torch.set_num_threads(1)
     classifier = Classifier.from_file(model)
     inputs = [classifier.to_input(load_image(photo)).unsqueeze(0) for photo in photos]
-    forwards = {"eager PyTorch": classifier.model, "served": classifier.forward}
+    eager = build_model(*load_model_file(model)).to(memory_format=torch.channels_last)  # as served eagerly
+    forwards = {"eager PyTorch": eager, "served": classifier.forward}
     rates = {}
     for name, forward in forwards.items():
         done = [0] * (os.cpu_count() or 1)

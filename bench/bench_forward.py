@@ -22,6 +22,8 @@ import torch  # noqa: E402
 from dlcourse.served.classifier import Classifier  # noqa: E402
 from dlcourse.served.fast_forward import OnnxForward  # noqa: E402
 from dlcourse.served.images import load_image  # noqa: E402
+from dlcourse.served.loading import load_model_file  # noqa: E402
+from dlcourse.served.modelfile import build_model  # noqa: E402
 from support.timing import timings_ms  # noqa: E402
 
 EXAMPLES = sorted((ROOT / "examples").glob("*.png"))
@@ -57,10 +59,11 @@ def main() -> None:
     images = [load_image(EXAMPLES[i % len(EXAMPLES)]) for i in range(64)]
     batch = classifier.batch_inputs([classifier.prepare(image) for image in images])
     print(f"model: {classifier.meta.arch} {classifier.meta.img_size} px, torch threads {torch.get_num_threads()}")
-    forwards = candidates(classifier.model, batch[:1], not args.skip_compile)
+    network = build_model(*load_model_file(args.model)).to(memory_format=torch.channels_last)  # as served eagerly
+    forwards = candidates(network, batch[:1], not args.skip_compile)
     for inputs, repeats in ((batch[:1], 20), (batch, 2)):
         with torch.inference_mode():
-            eager = classifier.model(inputs).softmax(dim=1)
+            eager = network(inputs).softmax(dim=1)
             times: dict[str, list[float]] = {name: [] for name in forwards}
             for _ in range(args.rounds):
                 for name, forward in forwards.items():

@@ -35,12 +35,19 @@ def mnist_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
-def classifier():
-    """The model the app serves: model/model.pkl unless MODEL_PATH says otherwise, loaded once."""
-    from dlcourse.served.classifier import Classifier
+def model_path() -> Path:
+    """The model file the app serves: model/model.pkl unless MODEL_PATH says otherwise."""
     from dlcourse.hub.model_repo import model_file_path
 
-    return Classifier.from_file(model_file_path({"MODEL_PATH": os.environ.get("MODEL_PATH", "")}))
+    return model_file_path({"MODEL_PATH": os.environ.get("MODEL_PATH", "")})
+
+
+@pytest.fixture(scope="session")
+def classifier(model_path):
+    """The model the app serves, loaded once."""
+    from dlcourse.served.classifier import Classifier
+
+    return Classifier.from_file(model_path)
 
 
 @pytest.fixture(scope="session")

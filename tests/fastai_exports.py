@@ -65,6 +65,7 @@ def main(out: Path) -> None:
     paths = make_images(images)
     learners = {
         "resnet18_crop": vision_learner(image_dls(images, Resize(32)), resnet18, pretrained=False),
+        "lesson_224": vision_learner(image_dls(images, Resize(224)), resnet18, pretrained=False),  # as lesson 2 trains it
         "resnet18_pad": vision_learner(image_dls(images, Resize(40, method="pad", pad_mode="zeros")), resnet18,
                                        pretrained=False, lin_ftrs=[64], ps=0.3),
         "resnet18_rrc": vision_learner(image_dls(images, RandomResizedCrop(32, min_scale=0.5)), resnet18,

@@ -17,7 +17,7 @@ from conftest import EXAMPLES_DIR, MNIST_DIR, serving
 from dlcourse import mnist
 from dlcourse.served.classifier import Classifier
 from dlcourse.hub.model_repo import DEFAULT_MODEL_PATH
-from dlcourse.served.modelfile import save_model_file
+from dlcourse.served.modelfile import build_model, save_model_file
 from dlcourse.served.loading import load_model_file
 from dlcourse.training.data import ImageArrays
 from dlcourse.training.export import EXAMPLE_SIDE, pick_examples
@@ -71,13 +71,14 @@ def test_the_default_models_picks_are_real_test_digits_it_reads_right():
     images, labels = mnist.load_split(MNIST_DIR, "test")
     valid = ImageArrays(images[:300], labels[:300])
     classifier = Classifier.from_file(DEFAULT_MODEL_PATH)
-    examples = pick_examples(valid, classifier.meta, predict_with(classifier.model))
+    network = build_model(*load_model_file(DEFAULT_MODEL_PATH))
+    examples = pick_examples(valid, classifier.meta, predict_with(network))
     assert [example["label"] for example in examples] == [str(d) for d in range(10)] * 2  # classes take turns
     originals = {images[i].tobytes() for i in range(300)}
     for example in examples:
         assert example["image"].shape == (1, 28, 28) and example["image"].numpy().tobytes() in originals
         assert next(iter(classifier.predict(picture(example).convert("RGB")))) == example["label"]
-    few = pick_examples(valid, classifier.meta, predict_with(classifier.model), limit=4)
+    few = pick_examples(valid, classifier.meta, predict_with(network), limit=4)
     assert [example["label"] for example in few] == ["0", "1", "2", "3"]  # a turn each, as far as the limit goes
 
 

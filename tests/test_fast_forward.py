@@ -1,23 +1,40 @@
 """The classifier's forward pass on ONNX Runtime: the same answers as eager PyTorch, or eager PyTorch itself."""
 from __future__ import annotations
 
+import gc
+import weakref
+
 import torch
 
 from conftest import EXAMPLES_DIR
+from dlcourse.served.classifier import Classifier
 from dlcourse.served.fast_forward import TOLERANCE, OnnxForward, fastest_forward
 from dlcourse.served.images import load_image
+from dlcourse.served.loading import load_model_file
+from dlcourse.served.modelfile import build_model
 
 
-def test_the_served_model_runs_on_onnx_runtime_with_eager_pytorchs_probabilities(classifier):
+def test_the_served_model_runs_on_onnx_runtime_with_eager_pytorchs_probabilities(classifier, model_path):
     assert isinstance(classifier.forward, OnnxForward)
     images = [load_image(path) for path in sorted(EXAMPLES_DIR.glob("*.png"))]
     inputs = classifier.batch_inputs([classifier.prepare(image) for image in images])
     with torch.inference_mode():
-        eager = classifier.model(inputs).softmax(dim=1)
+        eager = build_model(*load_model_file(model_path))(inputs).softmax(dim=1)
     for start, stop in ((0, 1), (1, 5), (0, len(inputs))):  # one image, a few, all examples: any batch size
         assert (classifier.probabilities(inputs[start:stop]) - eager[start:stop]).abs().max() <= TOLERANCE
     labels = [next(iter(classifier.predict(image))) for image in images]
     assert labels == [path.stem.rsplit("-", 1)[-1] for path in sorted(EXAMPLES_DIR.glob("*.png"))]
+
+
+def test_onnx_runtime_keeps_the_only_copy_of_the_weights(model_path):
+    meta, state_dict = load_model_file(model_path)
+    network = build_model(meta, state_dict)
+    network_gone, weight_gone = weakref.ref(network), weakref.ref(next(network.parameters()))
+    classifier = Classifier(meta, network)
+    del network, state_dict
+    gc.collect()
+    assert isinstance(classifier.forward, OnnxForward)
+    assert network_gone() is None and weight_gone() is None  # ONNX Runtime's own copy is all that is left
 
 
 class ExportFails(torch.nn.Module):

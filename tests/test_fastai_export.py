@@ -27,6 +27,7 @@ from payloads import RunsExec, RunsShell
 from dlcourse.served.classifier import Classifier
 from dlcourse.errors import BadInput
 from dlcourse.served.fastai_export import read_export
+from dlcourse.served.fast_forward import OnnxForward
 from dlcourse.hub.model_card import model_card
 from dlcourse.served.images import load_image
 from dlcourse.served.loading import load_model_file
@@ -36,6 +37,7 @@ TOLERANCE = 1e-4
 FASTAI_MODULES = ("fastai", "fastcore", "fasttransform", "plum")
 SERVED = {  # export: (arch, resize method)
     "resnet18_crop": ("resnet18", "crop"),
+    "lesson_224": ("resnet18", "crop"),
     "resnet18_pad": ("resnet18", "pad"),
     "resnet18_rrc": ("resnet18", "squish-crop"),
     "presize_rrc": ("resnet18", "crop"),
@@ -83,6 +85,7 @@ def test_the_export_answers_as_learn_predict_does(exports, name):
     assert classifier.meta.arch == arch and classifier.meta.resize == resize
     assert classifier.meta.origin == f"fastai export: vision_learner, {arch}"
     assert classifier.classes == exports.predictions[name]["vocab"]
+    assert isinstance(classifier.forward, OnnxForward)  # the served forward pass, not the network it came from
     assert worst_difference(classifier, exports, name) < TOLERANCE
 
 
@@ -243,13 +246,14 @@ def _start_app(env: dict[str, str]) -> tuple[subprocess.Popen, str]:
 
 
 def test_python_app_py_serves_the_export_given_as_model_path(exports):
-    server, url = _start_app({"MODEL_PATH": str(exports.folder / "resnet18_crop.pkl")})
+    """The lesson's export (resnet18 at 224 px) through the served path: ONNX Runtime, as learn.predict answers."""
+    server, url = _start_app({"MODEL_PATH": str(exports.folder / "lesson_224.pkl")})
     try:
         client = Client(url, verbose=False)
         for image in exports.images()[:4]:
             answer = client.predict(handle_file(image), api_name="/classify")
             got = {item["label"]: item["confidence"] for item in answer["confidences"]}
-            want = exports.expected("resnet18_crop", image)
+            want = exports.expected("lesson_224", image)
             assert answer["label"] == max(want, key=want.get)
             assert all(abs(got[label] - p) < TOLERANCE for label, p in want.items())
         config = json.load(urllib.request.urlopen(url + "config", timeout=30))

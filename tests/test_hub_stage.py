@@ -18,6 +18,7 @@ from dlcourse.served.classifier import Classifier
 from dlcourse.errors import BadInput
 from dlcourse.served.images import load_image
 from dlcourse.served.loading import load_model_file
+from dlcourse.served.modelfile import build_model
 from trainkit import FAST, ROOT, SHAPES, make_image_folder, run_train, shape_image
 
 DIGIT = ROOT / "examples" / "mnist-test-7.png"  # a real MNIST test digit: 28x28, white on black
@@ -90,7 +91,7 @@ def test_timm_loads_the_staged_files_with_the_apps_logits(digits):
     inputs = torch.stack([classifier.to_input(load_image(path)) for path in paths])
     with torch.inference_mode():
         logits = model(inputs)
-        assert torch.allclose(logits, classifier.model(inputs), atol=1e-5)  # the app's network
+        assert torch.allclose(logits, build_model(*load_model_file(hub.DEFAULT_MODEL_PATH))(inputs), atol=1e-5)  # the app's network
         assert torch.allclose(logits, classifier.forward(inputs), atol=1e-4)  # its forward pass as served (ONNX)
 
 
@@ -117,7 +118,7 @@ def test_a_photo_model_round_trips_through_timm(shapes_model, tmp_path):
     model = timm.create_model(f"local-dir:{folder}", pretrained=True).eval()
     with torch.inference_mode():
         logits = model(inputs)
-        assert torch.allclose(logits, classifier.model(inputs), atol=1e-5)
+        assert torch.allclose(logits, build_model(*load_model_file(shapes_model))(inputs), atol=1e-5)
         assert torch.allclose(logits, classifier.forward(inputs), atol=1e-4)
 
     picture = tmp_path / "square.png"

@@ -49,6 +49,19 @@ def test_round_trip_gives_the_same_network_and_meta(saved, model):
     assert (record["format"], record["format_version"]) == ("dlcourse-model", 1)
 
 
+def test_the_network_holds_the_files_weights_once_and_half_precision_ones_as_float32(saved, model):
+    meta, state_dict = load_model_file(saved)
+    rebuilt = build_model(meta, state_dict)
+    shared = {name: tensor.data_ptr() for name, tensor in rebuilt.state_dict().items()}
+    assert shared == {name: tensor.data_ptr() for name, tensor in state_dict.items()}  # no second copy
+    half = build_model(meta, {name: tensor.half() if tensor.is_floating_point() else tensor
+                              for name, tensor in state_dict.items()})
+    assert all(p.dtype == torch.float32 for p in half.parameters())  # the network's own dtype, as before
+    inputs = torch.randn(4, 1, 28, 28)
+    with torch.inference_mode():
+        assert torch.allclose(half(inputs), model(inputs), atol=1e-2)
+
+
 def test_files_written_before_the_artifacts_helper_still_load():
     """model/model.pkl was written by the model file's own save code, before dlcourse.artifacts; the fastai
     export in tests/data by fastai 2.7."""

@@ -6,6 +6,8 @@ PyTorch's time (its per-layer Python and dispatch overhead is most of a small ne
 (`python bench/bench_forward.py`, docs/serving-speed.md). The model file stays the one source of truth: the
 graph is exported from its weights at load time and never written anywhere, and it is used only when its
 probabilities match eager PyTorch's within TOLERANCE on a probe batch; otherwise the app keeps eager PyTorch.
+The forward pass chosen is the only one kept: ONNX Runtime holds its own copy of the weights, so the network
+it was exported from is let go (with it, a resnet18 at 224 px held 45 MB of weights twice).
 """
 from __future__ import annotations
 
@@ -45,7 +47,8 @@ class OnnxForward:
 
 
 def fastest_forward(model: torch.nn.Module, in_chans: int, img_size: int) -> Forward:
-    """ONNX Runtime's forward pass of `model` when it answers as eager PyTorch does, else `model` itself."""
+    """ONNX Runtime's forward pass of `model` when it answers as eager PyTorch does, else `model` itself in
+    channels_last (about 2x faster convolutions on CPU). Nothing returned holds on to `model` but itself."""
     probe = torch.randn(3, in_chans, img_size, img_size, generator=torch.Generator().manual_seed(0))
     try:
         with torch.no_grad():  # the exporter traces the model: not in inference mode
@@ -53,8 +56,8 @@ def fastest_forward(model: torch.nn.Module, in_chans: int, img_size: int) -> For
             difference = (fast(probe).softmax(dim=1) - model(probe).float().softmax(dim=1)).abs().max().item()
     except Exception as error:  # noqa: BLE001 - an architecture the exporter cannot take still serves, eagerly
         log.info("serving with eager PyTorch: ONNX export of %s failed (%s)", type(model).__name__, error)
-        return model
+        return model.to(memory_format=torch.channels_last)
     if not difference <= TOLERANCE:
         log.info("serving with eager PyTorch: ONNX Runtime's probabilities differ by %.2g", difference)
-        return model
+        return model.to(memory_format=torch.channels_last)
     return fast

@@ -183,11 +183,25 @@ def build_network(info: ModelInfo) -> torch.nn.Module:
 
 
 def build_model(info: ModelInfo, state_dict: dict[str, torch.Tensor]) -> torch.nn.Module:
-    """The network the file describes, with its weights, in eval mode. Downloads nothing."""
-    model = build_network(info)
+    """The network the file describes, with its weights (`state_dict`'s own tensors), in eval mode. Downloads nothing.
+
+    It is laid out on the meta device and takes the file's tensors as they are: making random weights only to
+    copy the file's over them took 0.1-0.3 s for resnet18 and held them twice. A network that makes tensors
+    of its own the file does not hold (non-persistent buffers), or of other dtypes, is built with real weights
+    and loaded by copy."""
+    with torch.device("meta"):
+        model = build_network(info)
+    dtypes = {name: tensor.dtype for name, tensor in _tensors(model)}
     try:
-        model.load_state_dict(state_dict)
+        model.load_state_dict(state_dict, assign=True)
+        if any(tensor.is_meta or tensor.dtype != dtypes[name] for name, tensor in _tensors(model)):
+            model = build_network(info)
+            model.load_state_dict(state_dict)
     except RuntimeError as error:
         detail = " ".join(str(error).split())[:300]
         raise BadInput(f"The weights do not fit the architecture {info.arch!r}: {detail}") from None
     return model.eval()
+
+
+def _tensors(model: torch.nn.Module) -> list[tuple[str, torch.Tensor]]:
+    return [*model.named_parameters(), *model.named_buffers()]
