@@ -1,6 +1,6 @@
 """Our Space against the course's own lesson-2 app, side by side on the same fastai export; prints a table.
 
-    .venv/bin/python bench/bench_course.py [--rounds 3] [--requests 30] [--clients 8]
+    .venv/bin/python bench/bench_course.py [--rounds 3] [--requests 30] [--clients 8] [--compare-with DIR]
 
 Set-up, in a temporary folder: real photos that ship with installed packages (scikit-image, matplotlib,
 scikit-learn: 300 to 1411 px, PNG and JPEG; one is a copy of scikit-image's rocket.jpg with an EXIF
@@ -20,7 +20,8 @@ requests, resident memory after those (warm), --clients clients' requests/s and 
 its event stream to `complete`. Then the limit: bare forward passes of the export's network (batch 1, eager
 PyTorch and the served forward pass, the faster counts) on one thread per core, no server, images per second.
 Prints medians over the rounds and the per-round ratios ours / course, and the largest difference between
-the two apps' probabilities for the same photo.
+the two apps' probabilities for the same photo. --compare-with DIR adds a fourth app, DIR's app.py on the
+export (another checkout of this project, e.g. `git worktree add DIR main`): a change measured as an A/B ratio.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 import httpx  # noqa: E402
 
-from load import rss_mb, stop  # noqa: E402
+from load import cpu_seconds, rss_mb, stop  # noqa: E402
 from support.serving import free_port  # noqa: E402
 from support.timing import percentile  # noqa: E402
 
@@ -133,6 +134,8 @@ class Figures:
     requests_per_s: float = 0.0
     warm_mb: float = 0.0
     end_mb: float = 0.0
+    server_cpu_ms: float = 0.0  # the server's CPU time a request, many clients
+    clients_cpu_ms: float = 0.0  # this process's (the clients'), likewise
     answers: dict[str, dict[str, float]] = field(default_factory=dict)  # photo -> {label: probability}
 
 
@@ -162,7 +165,7 @@ def serve(app: App, photos: list[Path], requests: int, clients: int, log: Path) 
     env.pop("OMP_NUM_THREADS", None)  # each app sets its own threads, as it would on a Space
     url = f"http://127.0.0.1:{port}/"
     start = time.perf_counter()
-    server = subprocess.Popen([sys.executable, str(app.script)], cwd=ROOT, env=env, stdout=log.open("w"),
+    server = subprocess.Popen([sys.executable, str(app.script)], cwd=app.script.parent, env=env, stdout=log.open("w"),
                               stderr=subprocess.STDOUT)
     try:
         with httpx.Client(base_url=url, timeout=120) as http:
@@ -181,7 +184,10 @@ def serve(app: App, photos: list[Path], requests: int, clients: int, log: Path) 
                 figures.answers[photo.name] = ask(http, app.endpoint, photo)
                 figures.one_client_ms.append((time.perf_counter() - began) * 1000)
         figures.warm_mb = rss_mb(server.pid)
+        server_cpu, clients_cpu = cpu_seconds(server.pid), time.process_time()
         figures.many_clients_ms, figures.requests_per_s = many_clients(url, app.endpoint, photos, clients, requests)
+        figures.server_cpu_ms = (cpu_seconds(server.pid) - server_cpu) * 1000 / len(figures.many_clients_ms)
+        figures.clients_cpu_ms = (time.process_time() - clients_cpu) * 1000 / len(figures.many_clients_ms)
         figures.end_mb = rss_mb(server.pid)
     finally:
         stop(server)
@@ -265,6 +271,8 @@ ROWS = [  # (label, figure of one app's Figures, digits)
     ("{clients} clients, requests/s", lambda f: f.requests_per_s, 2),
     ("{clients} clients p50, ms", lambda f: statistics.median(f.many_clients_ms), 0),
     ("{clients} clients p95, ms", lambda f: percentile(f.many_clients_ms, 95), 0),
+    ("{clients} clients: server CPU a request, ms", lambda f: f.server_cpu_ms, 0),
+    ("{clients} clients: clients' CPU a request, ms", lambda f: f.clients_cpu_ms, 0),
     ("memory after warm-up, MB", lambda f: f.warm_mb, 0),
     ("memory at the end, MB", lambda f: f.end_mb, 0),
 ]
@@ -277,6 +285,8 @@ def main(argv: list[str] | None = None) -> int:
                         "clients' (default 30)")
     parser.add_argument("--clients", type=int, default=8, help="concurrent clients (default 8)")
     parser.add_argument("--limit-seconds", type=float, default=5.0, help="seconds of bare forward passes a round")
+    parser.add_argument("--compare-with", type=Path, help="another checkout of this project: its app.py on the "
+                        "export, as a fourth app")
     args = parser.parse_args(argv)
 
     load_before = " ".join(f"{x:.1f}" for x in os.getloadavg())
@@ -287,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
         apps = [App("course", ROOT / "bench" / "course_app.py", export, "classify_image"),
                 App("ours, export", ROOT / "app.py", export, "classify"),
                 App("ours, train.py", ROOT / "app.py", ours_file, "classify")]
+        if args.compare_with:
+            apps.append(App("other, export", args.compare_with.resolve() / "app.py", export, "classify"))
         results: dict[str, list[Figures]] = {app.name: [] for app in apps}
         limits: list[float] = []
         for round_ in range(args.rounds):
@@ -300,18 +312,25 @@ def main(argv: list[str] | None = None) -> int:
                 f"{name} {figures[-1].requests_per_s:.2f} requests/s" for name, figures in results.items())
                 + f"; bare forward {limit:.2f} images/s", flush=True)
 
-    course, ours, train = results["course"], results["ours, export"], results["ours, train.py"]
+    course, ours = results["course"], results["ours, export"]
+    compared = [("ours / course", ours, course)]
+    if args.compare_with:
+        compared.append(("ours / other", ours, results["other, export"]))
     print(f"\nresnet18 at 224 px; {len(photos)} photos ({', '.join(p.name for p in photos)}); {args.rounds} rounds, "
           f"interleaved; one client {args.requests} requests, {args.clients} clients {args.requests} each; "
           f"{os.cpu_count()} cores; load average before and after: {load_before}, "
           f"{' '.join(f'{x:.1f}' for x in os.getloadavg())}")
-    print(f"{'':<32}{'course':>10}{'ours':>10}{'ours':>10}{'ours / course':>22}")
-    print(f"{'':<32}{'export':>10}{'export':>10}{'train.py':>10}{'median (each round)':>22}")
+    print(f"{'':<40}" + "".join(f"{name.split(', ')[0]:>10}" for name in results)
+          + "".join(f"{title:>26}" for title, *_ in compared))
+    print(f"{'':<40}" + "".join(f"{name.split(', ')[1] if ', ' in name else 'export':>10}" for name in results)
+          + "".join(f"{'median (each round)':>26}" for _ in compared))
     for label, figure, digits in ROWS:
-        medians = [statistics.median(figure(f) for f in runs) for runs in (course, ours, train)]
-        ratios = [figure(o) / figure(c) for o, c in zip(ours, course)]
-        print(f"{label.format(clients=args.clients):<32}" + "".join(f"{m:>10.{digits}f}" for m in medians)
-              + f"{statistics.median(ratios):>8.2f} ({' '.join(f'{r:.2f}' for r in ratios)})")
+        medians = [statistics.median(figure(f) for f in runs) for runs in results.values()]
+        line = f"{label.format(clients=args.clients):<40}" + "".join(f"{m:>10.{digits}f}" for m in medians)
+        for _, mine, theirs in compared:
+            ratios = [figure(a) / figure(b) if figure(b) else float("nan") for a, b in zip(mine, theirs)]
+            line += f"{statistics.median(ratios):>8.2f} ({' '.join(f'{r:.2f}' for r in ratios)})".rjust(26)
+        print(line)
     difference = max(abs(probs[label] - c.answers[photo][label]) for o, c in zip(ours, course)
                      for photo, probs in o.answers.items() for label in probs)
     print(f"largest difference between the two apps' probabilities, all photos and rounds: {difference:.1e}")

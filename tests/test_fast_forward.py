@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import gc
+import subprocess
+import sys
 import weakref
 
 import torch
 
-from conftest import EXAMPLES_DIR
+from conftest import EXAMPLES_DIR, ROOT
 from dlcourse.served.classifier import Classifier
 from dlcourse.served.fast_forward import TOLERANCE, OnnxForward, fastest_forward
 from dlcourse.served.images import load_image
@@ -53,3 +55,29 @@ class TracedBranch(torch.nn.Module):
 def test_a_network_onnx_cannot_export_or_answers_differently_stays_eager():
     for model in (ExportFails(), TracedBranch()):
         assert fastest_forward(model, 1, 8) is model
+
+
+BIG_BATCH = """
+import ctypes, torch
+from dlcourse.served.fast_forward import OnnxForward
+
+def rss_mb():
+    return int(next(line for line in open("/proc/self/status") if line.startswith("VmRSS")).split()[1]) / 1024
+
+torch.set_num_threads(1)
+wide = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(64, 2, 1)).eval()
+with torch.no_grad():
+    forward = OnnxForward(wide, torch.zeros(1, 3, 224, 224))
+forward(torch.zeros(1, 3, 224, 224))
+ctypes.CDLL("libc.so.6").malloc_trim(0)
+before = rss_mb()
+forward(torch.zeros(32, 3, 224, 224))  # ~400 MB of activations while it runs
+ctypes.CDLL("libc.so.6").malloc_trim(0)
+print(rss_mb() - before)
+"""
+
+
+def test_a_big_batch_leaves_onnx_runtimes_arena_as_it_was():
+    run = subprocess.run([sys.executable, "-c", BIG_BATCH], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert float(run.stdout) < 100  # MB kept after the batch (ONNX Runtime's arena as it comes: ~530)
