@@ -81,3 +81,20 @@ def test_a_big_batch_leaves_onnx_runtimes_arena_as_it_was():
     run = subprocess.run([sys.executable, "-c", BIG_BATCH], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert float(run.stdout) < 100  # MB kept after the batch (ONNX Runtime's arena as it comes: ~530)
+
+
+WITHOUT_ONNX = """
+import sys
+from dlcourse.served.classifier import Classifier
+from dlcourse.served.fast_forward import OnnxForward
+
+classifier = Classifier.from_file("model/model.pkl")
+print(isinstance(classifier.forward, OnnxForward), "onnx" in sys.modules)
+"""
+
+
+def test_the_export_needs_no_onnx_package():
+    """torch's exporter would import `onnx` (1-3 s of start-up) only to look for onnxscript functions."""
+    run = subprocess.run([sys.executable, "-c", WITHOUT_ONNX], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["True", "False"]  # served by ONNX Runtime, the onnx package never imported
