@@ -125,9 +125,12 @@ def script_problems(command: list[str], root: Path) -> list[str]:
         found += [f"pip -r {args[i + 1]}: no such file" for i, arg in enumerate(args[:-1])
                   if arg == "-r" and not (root / args[i + 1]).is_file()]
     elif re.fullmatch(r"python[\d.]*", program):
+        options_with_a_value = {i + 1 for i, arg in enumerate(args) if arg in ("-X", "-W")}  # -X importtime
         for i, arg in enumerate(args):
             if arg == "-c":
                 break
+            if i in options_with_a_value:
+                continue
             if arg == "-m" and i + 1 < len(args):
                 if not module_exists(args[i + 1], root):
                     found.append(f"python -m {args[i + 1]}: no such module to run")
