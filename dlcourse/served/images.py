@@ -26,6 +26,8 @@ MNIST_BOX = 20  # MNIST digits were scaled to fit a 20x20 box, then centred by m
 INK_THRESHOLD = 0.25  # share of the full ink contrast above which a pixel counts as ink for cropping
 MIN_CONTRAST = 24 / 255  # less difference than this between ink and paper is an empty picture
 FLAT_PAPER = 0.02  # a border varying less than this is evenly lit paper (a drawing, a scan)
+FLAT_BORDER_SHARE = 0.4  # ... or this share of the border at one exact level (within EXACT), ink crossing the rest (a tight crop)
+EXACT = 2 / 255
 PHOTO_SIDE = 512  # photos are searched for their digit at most at this size
 DIGIT_DECODE_SIDE = 1000  # what to_mnist_digit needs of a photo (small digits get a closer look): 1/4 of 12 MP
 SMALL_DIGIT = 48  # a digit found smaller than this (at PHOTO_SIDE) in a bigger photo is read again at full detail
@@ -152,9 +154,12 @@ def to_mnist_digit(image: Image.Image) -> np.ndarray:
     """
     working, scale = _reduced(image, PHOTO_SIDE)
     gray = np.asarray(working.convert("L"), dtype=np.float32) / 255
-    border = _border(gray)
-    if np.ptp(border) <= FLAT_PAPER:
-        return _centred(_flat_ink(gray, float(np.median(border))))
+    paper = _flat_paper(_border(gray))
+    if paper is not None:
+        value = _ink_channel(working, light_paper=paper > 0.5)
+        paper = _flat_paper(_border(value))
+    if paper is not None:
+        return _centred(_flat_ink(value, paper))
     ink, box = _photo_ink(working, gray)
     if scale > 1.5 and max(box[2] - box[0], box[3] - box[1]) < SMALL_DIGIT:
         ink = _closer_look(image, box, scale)  # a small digit in a big photo: read it at full detail
@@ -172,6 +177,20 @@ def _reduced(image: Image.Image, side: int) -> tuple[Image.Image, float]:
         return image, 1.0
     reduced = image.reduce(factor)
     return reduced, image.width / reduced.width
+
+
+def _flat_paper(border: np.ndarray) -> float | None:
+    """The paper's level when the picture is evenly lit (a drawing, a scan, a crop of one), else None.
+
+    Evenly lit paper is one level along the border, less where ink crosses it: a digit cropped tight to
+    its ink touches every edge. The paper is then the border's darkest or lightest level, whichever
+    holds more of the border (ink holds the other); a photo's paper varies more than FLAT_PAPER."""
+    if np.ptp(border) <= FLAT_PAPER:
+        return float(np.median(border))
+    dark, light = float(border.min()), float(border.max())
+    shares = {dark: float(np.mean(border <= dark + EXACT)), light: float(np.mean(border >= light - EXACT))}
+    level = max(shares, key=shares.get)
+    return level if shares[level] >= FLAT_BORDER_SHARE else None
 
 
 def _flat_ink(gray: np.ndarray, paper: float) -> np.ndarray:
@@ -201,12 +220,7 @@ def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tupl
        the pieces close to it (a digit written in two strokes); far-away dots and specks are dropped.
     """
     light_paper = _light_paper(gray)
-    if picture.mode == "RGB":
-        red, green, blue = picture.split()
-        pick = ImageChops.lighter if light_paper else ImageChops.darker
-        channel = np.asarray(pick(pick(red, green), blue), dtype=np.float32) / 255
-    else:
-        channel = gray
+    channel = _ink_channel(picture, light_paper)
     value = channel if light_paper else 1 - channel
     paper = _paper_brightness(value)
     # relative to the paper nearby, but not to a dark desk's texture: at most DARK_PAPER times the page
@@ -250,6 +264,16 @@ def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tupl
     full = float(np.percentile(darkness[pieces[main]][labels[pieces[main]] == main + 1], 90))
     ink = np.clip((darkness[crop] - low) / max(full - low, 1e-3), 0, 1) * digit
     return _thinned(ink.astype(np.float32)), box
+
+
+def _ink_channel(picture: Image.Image, light_paper: bool) -> np.ndarray:
+    """The picture's brightest channel on light paper (its darkest on dark), 0..1: light coloured lines
+    (blue rules, a red margin) barely differ from the paper there, while ink of any colour does."""
+    if picture.mode != "RGB":
+        return np.asarray(picture.convert("L"), dtype=np.float32) / 255
+    red, green, blue = picture.split()
+    pick = ImageChops.lighter if light_paper else ImageChops.darker
+    return np.asarray(pick(pick(red, green), blue), dtype=np.float32) / 255
 
 
 def _thinned(ink: np.ndarray) -> np.ndarray:
