@@ -40,6 +40,12 @@ NEAR = 0.12  # pieces within this share of the digit's size from it belong to it
 MNIST_STROKE, THICK_STROKE = 0.15, 0.2  # stroke width over digit size: thicker than THICK is thinned to MNIST's
 EDGE_PIECE = 0.25  # a piece touching the picture's edge is the digit only when nothing clear of it has this share of its ink
 MIN_PIECE = 0.01  # pieces with less ink than this share of the digit's are specks
+DIGIT_WINDOW = 0.45  # the paper is measured over at least this share of the digit's size (a marker's stroke is 0.3)
+SHEET_BORDER = 0.25  # a bright region touching less than this share of the picture's border is a sheet in view
+MIN_SHEET = 0.04  # ... when it covers at least this share of the picture
+SOLID_SHEET = 0.8  # ... when its ink (its holes) covers less than the rest of this share of it
+SHEET_INK = 0.25  # ... and the darkest ink in it is darker than the sheet by this much
+SHEET_RIM = 2  # pixels (at a quarter size) of the sheet's edge not searched for ink
 
 
 def load_image(source: str | os.PathLike | bytes | Image.Image | np.ndarray, at_least: int | None = None) -> Image.Image:
@@ -211,18 +217,36 @@ def _flat_ink(gray: np.ndarray, paper: float) -> np.ndarray:
 def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
     """The digit's ink in a photo of a page (and its grey levels, 0..1), cropped to it, and where it was (x0, y0, x1, y1).
 
-    1. Ink darkness against the paper around it: the paper's brightness is a grey closing (strokes
+    1. Where the paper is: a sheet, card or sticky note wholly in view on a desk is found as a region
+       (`_sheet`), and what lies around it counts as paper, not ink.
+    2. Ink darkness against the paper around it: the paper's brightness is a grey closing (strokes
        thinner than the window vanish, shadows and the sheet's edge stay), so lighting and shadows
-       divide out. The brightest channel is used, so light coloured lines (blue rules, a red margin)
-       barely count while dark ink of any colour does.
-    2. Threshold, then connected pieces of ink: pieces touching the picture's edge (the desk, lines
-       running off the page, the edge of a shadow) are not the digit; the heaviest other piece is, with
-       the pieces close to it (a digit written in two strokes); far-away dots and specks are dropped.
+       divide out. The window is wider than the strokes found: a first look with a window of
+       BACKGROUND_WINDOW of the picture, again with a wider one when the strokes found are wide for it
+       (a marker, a digit filling the picture). The ink channel is used (`_ink_channel`).
+    3. Threshold, then connected pieces of ink (`_digit_pieces`).
     """
-    light_paper = _light_paper(gray)
+    sheet = _sheet(picture)
+    light_paper = True if sheet is not None else _light_paper(gray)
     channel = _ink_channel(picture, light_paper)
     value = channel if light_paper else 1 - channel
-    paper = _paper_brightness(value)
+    if sheet is not None:
+        value = np.where(sheet, value, float(np.median(value[sheet])))
+    window = BACKGROUND_WINDOW * min(value.shape)
+    found = _digit_pieces(value, window)
+    digit_size = max(found[1][2] - found[1][0], found[1][3] - found[1][1])
+    if DIGIT_WINDOW * digit_size > window:
+        found = _digit_pieces(value, DIGIT_WINDOW * digit_size)
+    return _thinned(found[0]), found[1]
+
+
+def _digit_pieces(value: np.ndarray, window: float) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """Ink darkness against a paper brightness measured with a closing `window` pixels wide, thresholded
+    into connected pieces: pieces touching the picture's edge (the desk, lines running off the page, the
+    edge of a shadow) are not the digit; the heaviest other piece is, with the pieces close to it (a digit
+    written in two strokes); far-away dots and specks are dropped. The digit may touch the edge itself
+    (a tight crop): then so may its other pieces."""
+    paper = _paper_brightness(value, window)
     # relative to the paper nearby, but not to a dark desk's texture: at most DARK_PAPER times the page
     page = float(np.percentile(paper[::4, ::4], 90))
     darkness = np.clip((paper - value) / np.maximum(paper, DARK_PAPER * page), 0, 1)
@@ -249,7 +273,7 @@ def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tupl
     y0, y1, x0, x1 = rows.start - reach, rows.stop + reach, cols.start - reach, cols.stop + reach
     kept = [
         index + 1 for index, (r, c) in enumerate(pieces)
-        if index == main or (inside[index] and mass[index] >= MIN_PIECE * mass[main]
+        if index == main or ((inside[index] or not inside[main]) and mass[index] >= MIN_PIECE * mass[main]
                              and r.start < y1 and r.stop > y0 and c.start < x1 and c.stop > x0)
     ]
     is_kept = np.zeros(count + 1, bool)
@@ -263,7 +287,50 @@ def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tupl
     low = typical + (threshold - typical) / 2
     full = float(np.percentile(darkness[pieces[main]][labels[pieces[main]] == main + 1], 90))
     ink = np.clip((darkness[crop] - low) / max(full - low, 1e-3), 0, 1) * digit
-    return _thinned(ink.astype(np.float32)), box
+    return ink.astype(np.float32), box
+
+
+def _sheet(picture: Image.Image) -> np.ndarray | None:
+    """Where the sheet, card or sticky note is (a mask of the picture) when one lies wholly in view on a desk, else None.
+
+    Measured at a quarter of the size: the brightest channel (paper of any colour is bright in one) split
+    in two by Otsu's threshold; the largest bright region, its holes (the ink) filled, is the sheet when it
+    touches less than SHEET_BORDER of the picture's border, is solid, and has ink darker than itself in it."""
+    small, _ = _reduced(picture, PHOTO_SIDE // 4)
+    bright = _ink_channel(small, light_paper=True)
+    region = bright > _otsu(bright)
+    labels, count = ndimage.label(region)
+    if count == 0:
+        return None
+    largest = labels == 1 + int(np.argmax(ndimage.sum_labels(region, labels, np.arange(1, count + 1))))
+    sheet = ndimage.binary_fill_holes(largest)
+    if (_border(sheet).mean() >= SHEET_BORDER or sheet.mean() < MIN_SHEET
+            or largest.sum() < SOLID_SHEET * sheet.sum()):  # a chalk 0 on a board is no sheet
+        return None
+    inner = ndimage.binary_erosion(sheet, iterations=SHEET_RIM)  # the sheet's own edge and its shadow are no ink
+    darkest = _ink_channel(small, light_paper=False)[inner]
+    if darkest.size == 0 or np.median(darkest) - darkest.min() < SHEET_INK:  # glare: a bright patch without ink
+        return None
+    mask = Image.fromarray(inner).resize(picture.size, Image.Resampling.NEAREST)
+    return np.asarray(mask)
+
+
+def _otsu(values: np.ndarray) -> float:
+    """Otsu's threshold of values in 0..1: the level that best splits them into two classes."""
+    counts, edges = np.histogram(values, bins=64, range=(0, 1))
+    centres = (edges[:-1] + edges[1:]) / 2
+    below = np.cumsum(counts)
+    above = below[-1] - below
+    below_sum = np.cumsum(counts * centres)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = below * above * (below_sum / below - (below_sum[-1] - below_sum) / above) ** 2
+    return float(edges[1 + int(np.nanargmax(between[:-1]))])
+
+
+def _stroke_width(solid: np.ndarray) -> float:
+    """Stroke width of a mask of ink: twice its area over its outline."""
+    outline = int(solid.sum() - ndimage.binary_erosion(solid).sum())
+    return 2 * float(solid.sum()) / max(outline, 1)
 
 
 def _ink_channel(picture: Image.Image, light_paper: bool) -> np.ndarray:
@@ -281,19 +348,17 @@ def _thinned(ink: np.ndarray) -> np.ndarray:
 
     Stroke width is twice the inked area over its outline; MNIST's is about an eighth of the digit's
     size (95% of digits under a fifth)."""
-    solid = ink > 0.5
-    outline = int(solid.sum() - ndimage.binary_erosion(solid).sum())
-    width = 2 * float(solid.sum()) / max(outline, 1)
+    width = _stroke_width(ink > 0.5)
     excess = int((width - MNIST_STROKE * max(ink.shape)) / 2)
     if width <= THICK_STROKE * max(ink.shape) or excess < 1:
         return ink
     return ndimage.grey_erosion(ink, size=(2 * excess + 1, 2 * excess + 1))
 
 
-def _paper_brightness(value: np.ndarray) -> np.ndarray:
-    """The paper's brightness under the ink: a grey closing wider than a stroke, computed at half size."""
+def _paper_brightness(value: np.ndarray, window: float) -> np.ndarray:
+    """The paper's brightness under the ink: a grey closing `window` pixels wide (wider than a stroke), computed at half size."""
     half = Image.fromarray(value).reduce(2)
-    window = max(3, round(BACKGROUND_WINDOW * min(half.size)))
+    window = max(3, round(window / 2))
     closed = ndimage.grey_closing(np.asarray(half), size=(window, window))
     height, width = value.shape
     doubled = closed.repeat(2, axis=0).repeat(2, axis=1)  # back to full size (PIL's reduce rounds up odd sides)
