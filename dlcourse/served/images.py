@@ -8,6 +8,7 @@ import io
 import math
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -40,11 +41,15 @@ NEAR = 0.12  # pieces within this share of the digit's size from it belong to it
 MNIST_STROKE, THICK_STROKE = 0.15, 0.2  # stroke width over digit size: thicker than THICK is thinned to MNIST's
 EDGE_PIECE = 0.25  # a piece touching the picture's edge is the digit only when nothing clear of it has this share of its ink
 MIN_PIECE = 0.01  # pieces with less ink than this share of the digit's are specks
+SIGNIFICANT, TALL = 0.3, 0.5  # a piece with this share of the main piece's ink and of its height is a mark of its own
+OVERLAP = 0.3  # ... unless it shares this share of its width with another mark's columns (a 5's bar, a 4 in two strokes)
+MAX_DIGITS = 4  # more marks side by side than this is text or a texture, not a number
+BLOB = 0.4  # a mark whose stroke width is above this share of its size is a solid shape, not written strokes
 DIGIT_WINDOW = 0.45  # the paper is measured over at least this share of the digit's size (a marker's stroke is 0.3)
 SHEET_BORDER = 0.25  # a bright region touching less than this share of the picture's border is a sheet in view
 MIN_SHEET = 0.04  # ... when it covers at least this share of the picture
 SOLID_SHEET = 0.8  # ... when its ink (its holes) covers less than the rest of this share of it
-SHEET_INK = 0.25  # ... and the darkest ink in it is darker than the sheet by this much
+SHEET_INK = 0.25  # ... and the desk around it, and the darkest ink in it, are darker than the sheet by this much
 SHEET_RIM = 2  # pixels (at a quarter size) of the sheet's edge not searched for ink
 
 
@@ -151,12 +156,45 @@ def _border(gray: np.ndarray) -> np.ndarray:
     return np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
 
 
-def to_mnist_digit(image: Image.Image) -> np.ndarray:
-    """An MNIST-style digit: uint8 (28, 28), white ink on black, scaled into 20x20, centred by mass.
+@dataclass(frozen=True)
+class FoundDigit:
+    """What `find_digit` saw: the digit it read, as MNIST's 28x28, and how many digit-like marks there were."""
 
-    Works on drawings and photos alike. An evenly lit picture (a drawing, a scan, MNIST itself) is taken
-    as it is; a photo of a page goes through `_photo_ink`, which finds the digit rather than the paper.
-    Raises EmptyDrawing when there is no ink.
+    pixels: np.ndarray  # uint8 (28, 28), white ink on black, scaled into 20x20, centred by mass
+    marks: int  # digit-like marks found: 1; several (the most prominent is in `pixels`); 0: nothing digit-like
+
+    @property
+    def note(self) -> str | None:
+        """A sentence for the visitor when the picture is not one digit, else None."""
+        if self.marks == 0:
+            return NO_DIGIT_NOTE
+        if self.marks > MAX_DIGITS:
+            return f"No single digit found: the picture holds {self.marks} separate marks (text or a texture?)."
+        if self.marks > 1:
+            return f"{self.marks} digits found; the most prominent one is read."
+        return None
+
+    @property
+    def is_digit(self) -> bool:
+        """Whether the picture shows something to read as a digit (one digit, or a few side by side)."""
+        return 1 <= self.marks <= MAX_DIGITS
+
+
+NO_DIGIT_NOTE = "No digit found: the ink in this picture is not shaped like a handwritten digit."
+
+
+def to_mnist_digit(image: Image.Image) -> np.ndarray:
+    """An MNIST-style digit: uint8 (28, 28), white ink on black, scaled into 20x20, centred by mass
+    (`find_digit`'s pixels). Raises EmptyDrawing when there is no ink."""
+    return find_digit(image).pixels
+
+
+def find_digit(image: Image.Image) -> FoundDigit:
+    """The digit in any picture, as MNIST's 28x28, and how many digit-like marks the picture holds.
+
+    Works on drawings and photos alike. An evenly lit picture (a drawing, a scan, MNIST itself, a crop
+    of one) is taken as it is; a photo of a page goes through `_photo_ink`, which finds the digit rather
+    than the paper. Raises EmptyDrawing when there is no ink.
     """
     working, scale = _reduced(image, PHOTO_SIDE)
     gray = np.asarray(working.convert("L"), dtype=np.float32) / 255
@@ -165,11 +203,12 @@ def to_mnist_digit(image: Image.Image) -> np.ndarray:
         value = _ink_channel(working, light_paper=paper > 0.5)
         paper = _flat_paper(_border(value))
     if paper is not None:
-        return _centred(_flat_ink(value, paper))
-    ink, box = _photo_ink(working, gray)
-    if scale > 1.5 and max(box[2] - box[0], box[3] - box[1]) < SMALL_DIGIT:
+        ink, marks = _flat_ink(value, paper)
+        return FoundDigit(_centred(ink), marks)
+    ink, box, marks = _photo_ink(working, gray)
+    if scale > 1.5 and max(box[2] - box[0], box[3] - box[1]) < SMALL_DIGIT and marks == 1:
         ink = _closer_look(image, box, scale)  # a small digit in a big photo: read it at full detail
-    return _centred(ink)
+    return FoundDigit(_centred(ink), marks)
 
 
 def _reduced(image: Image.Image, side: int) -> tuple[Image.Image, float]:
@@ -199,23 +238,67 @@ def _flat_paper(border: np.ndarray) -> float | None:
     return level if shares[level] >= FLAT_BORDER_SHARE else None
 
 
-def _flat_ink(gray: np.ndarray, paper: float) -> np.ndarray:
-    """Ink of an evenly lit picture, cropped to it: inverted when the paper is light, paper level removed."""
+def _flat_ink(gray: np.ndarray, paper: float) -> tuple[np.ndarray, int]:
+    """Ink of an evenly lit picture, cropped to the most prominent digit-like mark (inverted when the
+    paper is light, paper level removed), and how many digit-like marks there are (`_marks`)."""
     if paper > 0.5:
         gray, paper = 1 - gray, 1 - paper
     contrast = float(gray.max()) - paper
     if contrast < MIN_CONTRAST:
         raise EmptyDrawing("The image is empty: draw or upload a digit first.")
     ink = np.clip((gray - paper) / contrast, 0, 1)
+    labels, count = ndimage.label(ink > INK_THRESHOLD, structure=np.ones((3, 3), bool))
+    pieces = ndimage.find_objects(labels)
+    mass = ndimage.sum_labels(ink, labels, np.arange(1, count + 1))
+    main = int(np.argmax(mass))
+    marks, mine = _marks(pieces, mass, main, list(range(count)), ink > INK_THRESHOLD)
+    if marks > 1:  # only the most prominent digit's pieces
+        ink = ink * np.isin(labels, [index + 1 for index in mine])
     rows = np.flatnonzero((ink > INK_THRESHOLD).any(axis=1))
     cols = np.flatnonzero((ink > INK_THRESHOLD).any(axis=0))
     ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     ink[ink < INK_THRESHOLD / 2] = 0  # paper texture and sensor noise, not ink
-    return ink
+    return ink, marks
 
 
-def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """The digit's ink in a photo of a page (and its grey levels, 0..1), cropped to it, and where it was (x0, y0, x1, y1).
+def _marks(pieces: list, mass: np.ndarray, main: int, candidates: list[int], solid: np.ndarray) -> tuple[int, list[int]]:
+    """How many digit-like marks the pieces of ink make, and which pieces belong to the main piece's mark.
+
+    A mark is a piece with at least SIGNIFICANT of the main piece's ink and at least TALL of its height,
+    with the other such pieces above or below it (a 5's bar, a 4 in two strokes): marks side by side are
+    separate digits. 0 when the main mark is no digit's shape: a solid blob (stroke width over size above
+    BLOB: a face, a hill) rather than strokes."""
+    def height(index: int) -> int:
+        return pieces[index][0].stop - pieces[index][0].start
+
+    tall = TALL * height(main)
+    big = [i for i in candidates if mass[i] >= SIGNIFICANT * mass[main] and height(i) >= tall]
+    if main not in big:
+        big.append(main)
+    spans = sorted((pieces[i][1].start, pieces[i][1].stop, i) for i in big)
+    groups: list[list[int]] = []
+    reach = -1
+    for start, stop, index in spans:  # pieces whose columns overlap make one mark
+        if groups and start < reach - OVERLAP * (stop - start):
+            groups[-1].append(index)
+            reach = max(reach, stop)
+        else:
+            groups.append([index])
+            reach = stop
+    mine = next(group for group in groups if main in group)
+    rows = slice(min(pieces[i][0].start for i in mine), max(pieces[i][0].stop for i in mine))
+    cols = slice(min(pieces[i][1].start for i in mine), max(pieces[i][1].stop for i in mine))
+    if _stroke_width(solid[rows, cols]) > BLOB * max(rows.stop - rows.start, cols.stop - cols.start):
+        return 0, mine
+    others = {i for group in groups if main not in group for i in group}
+    small = [i for i in candidates if i not in big and i not in others
+             and pieces[i][1].start < cols.stop and pieces[i][1].stop > cols.start]
+    return len(groups), mine + small
+
+
+def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int], int]:
+    """The digit's ink in a photo of a page (and its grey levels, 0..1), cropped to it, where it was (x0, y0, x1, y1),
+    and how many digit-like marks the photo holds (`_marks`).
 
     1. Where the paper is: a sheet, card or sticky note wholly in view on a desk is found as a region
        (`_sheet`), and what lies around it counts as paper, not ink.
@@ -237,15 +320,15 @@ def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tupl
     digit_size = max(found[1][2] - found[1][0], found[1][3] - found[1][1])
     if DIGIT_WINDOW * digit_size > window:
         found = _digit_pieces(value, DIGIT_WINDOW * digit_size)
-    return _thinned(found[0]), found[1]
+    return _thinned(found[0]), found[1], found[2]
 
 
-def _digit_pieces(value: np.ndarray, window: float) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+def _digit_pieces(value: np.ndarray, window: float) -> tuple[np.ndarray, tuple[int, int, int, int], int]:
     """Ink darkness against a paper brightness measured with a closing `window` pixels wide, thresholded
     into connected pieces: pieces touching the picture's edge (the desk, lines running off the page, the
     edge of a shadow) are not the digit; the heaviest other piece is, with the pieces close to it (a digit
     written in two strokes); far-away dots and specks are dropped. The digit may touch the edge itself
-    (a tight crop): then so may its other pieces."""
+    (a tight crop): then so may its other pieces. Several digits side by side: the most prominent one."""
     paper = _paper_brightness(value, window)
     # relative to the paper nearby, but not to a dark desk's texture: at most DARK_PAPER times the page
     page = float(np.percentile(paper[::4, ::4], 90))
@@ -271,11 +354,16 @@ def _digit_pieces(value: np.ndarray, window: float) -> tuple[np.ndarray, tuple[i
     rows, cols = pieces[main]
     reach = NEAR * max(rows.stop - rows.start, cols.stop - cols.start)
     y0, y1, x0, x1 = rows.start - reach, rows.stop + reach, cols.start - reach, cols.stop + reach
+    candidates = [index for index in range(count) if (inside[index] or not inside[main]) and mass[index] >= MIN_PIECE * mass[main]]
+    marks, mine = _marks(pieces, mass, main, candidates, darkness > threshold)
     kept = [
-        index + 1 for index, (r, c) in enumerate(pieces)
-        if index == main or ((inside[index] or not inside[main]) and mass[index] >= MIN_PIECE * mass[main]
-                             and r.start < y1 and r.stop > y0 and c.start < x1 and c.stop > x0)
+        index + 1 for index in candidates
+        if (index in mine if marks > 1 else
+            index == main or (pieces[index][0].start < y1 and pieces[index][0].stop > y0
+                              and pieces[index][1].start < x1 and pieces[index][1].stop > x0))
     ]
+    if main + 1 not in kept:
+        kept.append(main + 1)
     is_kept = np.zeros(count + 1, bool)
     is_kept[kept] = True
     box = (  # the kept pieces and a pixel around them (x0, y0, x1, y1)
@@ -287,7 +375,7 @@ def _digit_pieces(value: np.ndarray, window: float) -> tuple[np.ndarray, tuple[i
     low = typical + (threshold - typical) / 2
     full = float(np.percentile(darkness[pieces[main]][labels[pieces[main]] == main + 1], 90))
     ink = np.clip((darkness[crop] - low) / max(full - low, 1e-3), 0, 1) * digit
-    return ink.astype(np.float32), box
+    return ink.astype(np.float32), box, marks
 
 
 def _sheet(picture: Image.Image) -> np.ndarray | None:
@@ -295,7 +383,7 @@ def _sheet(picture: Image.Image) -> np.ndarray | None:
 
     Measured at a quarter of the size: the brightest channel (paper of any colour is bright in one) split
     in two by Otsu's threshold; the largest bright region, its holes (the ink) filled, is the sheet when it
-    touches less than SHEET_BORDER of the picture's border, is solid, and has ink darker than itself in it."""
+    touches less than SHEET_BORDER of the picture's border, is solid, lies on a darker desk and has ink in it."""
     small, _ = _reduced(picture, PHOTO_SIDE // 4)
     bright = _ink_channel(small, light_paper=True)
     region = bright > _otsu(bright)
@@ -305,7 +393,8 @@ def _sheet(picture: Image.Image) -> np.ndarray | None:
     largest = labels == 1 + int(np.argmax(ndimage.sum_labels(region, labels, np.arange(1, count + 1))))
     sheet = ndimage.binary_fill_holes(largest)
     if (_border(sheet).mean() >= SHEET_BORDER or sheet.mean() < MIN_SHEET
-            or largest.sum() < SOLID_SHEET * sheet.sum()):  # a chalk 0 on a board is no sheet
+            or largest.sum() < SOLID_SHEET * sheet.sum()  # a chalk 0 on a board is no sheet
+            or np.median(bright[~sheet]) > np.median(bright[largest]) - SHEET_INK):  # nor paper between two rules
         return None
     inner = ndimage.binary_erosion(sheet, iterations=SHEET_RIM)  # the sheet's own edge and its shadow are no ink
     darkest = _ink_channel(small, light_paper=False)[inner]
