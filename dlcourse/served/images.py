@@ -40,16 +40,19 @@ NOISE_SIGMAS = 5  # ink is darker than the paper by more than this many times th
 NEAR = 0.12  # pieces within this share of the digit's size from it belong to it (a digit in two strokes)
 MNIST_STROKE, THICK_STROKE = 0.15, 0.2  # stroke width over digit size: thicker than THICK is thinned to MNIST's
 EDGE_PIECE = 0.25  # a piece touching the picture's edge is the digit only when nothing clear of it has this share of its ink
+GRAIN = 2  # pixels (at PHOTO_SIDE) between pieces of ink that still make one piece
 MIN_PIECE = 0.01  # pieces with less ink than this share of the digit's are specks
 SIGNIFICANT, TALL = 0.3, 0.5  # a piece with this share of the main piece's ink and of its height is a mark of its own
 OVERLAP = 0.3  # ... unless it shares this share of its width with another mark's columns (a 5's bar, a 4 in two strokes)
 MAX_DIGITS = 4  # more marks side by side than this is text or a texture, not a number
+TEXT_PIECES = 200  # a mark made of more separate pieces of ink than this is text (a grainy chalk digit: up to 130)
 BLOB = 0.4  # a mark whose stroke width is above this share of its size is a solid shape, not written strokes
 DIGIT_WINDOW = 0.45  # the paper is measured over at least this share of the digit's size (a marker's stroke is 0.3)
 SHEET_BORDER = 0.25  # a bright region touching less than this share of the picture's border is a sheet in view
 MIN_SHEET = 0.04  # ... when it covers at least this share of the picture
 SOLID_SHEET = 0.8  # ... when its ink (its holes) covers less than the rest of this share of it
-SHEET_INK = 0.25  # ... and the desk around it, and the darkest ink in it, are darker than the sheet by this much
+SHEET_DESK = 0.1  # ... on a desk whose colour differs from the sheet's by this much (RGB distance)
+SHEET_INK = 0.25  # ... and with ink in it darker than the sheet by this much
 SHEET_RIM = 2  # pixels (at a quarter size) of the sheet's edge not searched for ink
 
 
@@ -180,6 +183,7 @@ class FoundDigit:
         return 1 <= self.marks <= MAX_DIGITS
 
 
+NO_DIGIT = "no digit found"  # what both tabs answer, as the label, for a picture with nothing digit-like in it
 NO_DIGIT_NOTE = "No digit found: the ink in this picture is not shaped like a handwritten digit."
 
 
@@ -267,7 +271,8 @@ def _marks(pieces: list, mass: np.ndarray, main: int, candidates: list[int], sol
     A mark is a piece with at least SIGNIFICANT of the main piece's ink and at least TALL of its height,
     with the other such pieces above or below it (a 5's bar, a 4 in two strokes): marks side by side are
     separate digits. 0 when the main mark is no digit's shape: a solid blob (stroke width over size above
-    BLOB: a face, a hill) rather than strokes."""
+    BLOB: a face, a hill) rather than strokes; the count of its pieces when it is made of more than
+    TEXT_PIECES (printed text)."""
     def height(index: int) -> int:
         return pieces[index][0].stop - pieces[index][0].start
 
@@ -290,6 +295,9 @@ def _marks(pieces: list, mass: np.ndarray, main: int, candidates: list[int], sol
     cols = slice(min(pieces[i][1].start for i in mine), max(pieces[i][1].stop for i in mine))
     if _stroke_width(solid[rows, cols]) > BLOB * max(rows.stop - rows.start, cols.stop - cols.start):
         return 0, mine
+    small_marks = _pieces_of(solid[rows, cols])
+    if small_marks > TEXT_PIECES:  # a page of text: hundreds of letters
+        return small_marks, mine
     others = {i for group in groups if main not in group for i in group}
     small = [i for i in candidates if i not in big and i not in others
              and pieces[i][1].start < cols.stop and pieces[i][1].stop > cols.start]
@@ -301,7 +309,8 @@ def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tupl
     and how many digit-like marks the photo holds (`_marks`).
 
     1. Where the paper is: a sheet, card or sticky note wholly in view on a desk is found as a region
-       (`_sheet`), and what lies around it counts as paper, not ink.
+       (`_sheet`), and what lies around it counts as paper, not ink; the ink is read in the colour channel
+       where it stands out most on that paper.
     2. Ink darkness against the paper around it: the paper's brightness is a grey closing (strokes
        thinner than the window vanish, shadows and the sheet's edge stay), so lighting and shadows
        divide out. The window is wider than the strokes found: a first look with a window of
@@ -310,11 +319,14 @@ def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tupl
     3. Threshold, then connected pieces of ink (`_digit_pieces`).
     """
     sheet = _sheet(picture)
-    light_paper = True if sheet is not None else _light_paper(gray)
-    channel = _ink_channel(picture, light_paper)
-    value = channel if light_paper else 1 - channel
     if sheet is not None:
-        value = np.where(sheet, value, float(np.median(value[sheet])))
+        mask, best = sheet
+        value = np.asarray(picture.getchannel(best), dtype=np.float32) / 255
+        value = np.where(mask, value, float(np.median(value[mask])))
+    else:
+        light_paper = _light_paper(gray)
+        channel = _ink_channel(picture, light_paper)
+        value = channel if light_paper else 1 - channel
     window = BACKGROUND_WINDOW * min(value.shape)
     found = _digit_pieces(value, window)
     digit_size = max(found[1][2] - found[1][0], found[1][3] - found[1][1])
@@ -341,7 +353,10 @@ def _digit_pieces(value: np.ndarray, window: float) -> tuple[np.ndarray, tuple[i
     if level - typical < MIN_CONTRAST:
         raise EmptyDrawing("The image is empty: draw or upload a digit first.")
     threshold = max(typical + NOISE_SIGMAS * spread, typical + PHOTO_INK_THRESHOLD * (level - typical))
-    labels, count = ndimage.label(darkness > threshold, structure=np.ones((3, 3), bool))
+    ink = darkness > threshold
+    # pieces a grain apart are one (grainy chalk, pencil): labelled on the ink grown by GRAIN pixels
+    grown, count = ndimage.label(ndimage.binary_dilation(ink, iterations=GRAIN), structure=np.ones((3, 3), bool))
+    labels = grown * ink
     if count == 0:
         raise EmptyDrawing("No digit stands out from the paper: draw or upload a digit first.")
     pieces = ndimage.find_objects(labels)
@@ -378,30 +393,39 @@ def _digit_pieces(value: np.ndarray, window: float) -> tuple[np.ndarray, tuple[i
     return ink.astype(np.float32), box, marks
 
 
-def _sheet(picture: Image.Image) -> np.ndarray | None:
-    """Where the sheet, card or sticky note is (a mask of the picture) when one lies wholly in view on a desk, else None.
+def _sheet(picture: Image.Image) -> tuple[np.ndarray, int] | None:
+    """Where the sheet, card or sticky note is (a mask of the picture) when one lies wholly in view on a desk, and
+    the colour channel in which its ink stands out most (a red pen on an orange note: green), else None.
 
-    Measured at a quarter of the size: the brightest channel (paper of any colour is bright in one) split
-    in two by Otsu's threshold; the largest bright region, its holes (the ink) filled, is the sheet when it
-    touches less than SHEET_BORDER of the picture's border, is solid, lies on a darker desk and has ink in it."""
-    small, _ = _reduced(picture, PHOTO_SIDE // 4)
-    bright = _ink_channel(small, light_paper=True)
-    region = bright > _otsu(bright)
+    Measured at a quarter of the size, by colour: how far each pixel's colour is from the desk's (the median
+    of the picture's border), split in two by Otsu's threshold. The largest region unlike the desk, its holes
+    (the ink) filled, is the sheet when it touches less than SHEET_BORDER of the picture's border, is solid,
+    is lighter than the desk in its lightest channel, differs from it by SHEET_DESK and has ink darker than itself in it (by SHEET_INK, in some channel)."""
+    small, _ = _reduced(picture.convert("RGB"), PHOTO_SIDE // 4)
+    colours = np.asarray(small, dtype=np.float32) / 255
+    desk = np.median(np.concatenate([colours[0], colours[-1], colours[:, 0], colours[:, -1]]), axis=0)
+    unlike = np.clip(np.sqrt(((colours - desk) ** 2).sum(axis=2)), 0, 1)
+    region = unlike > _otsu(unlike)
+    lightest = colours.max(axis=2)
     labels, count = ndimage.label(region)
     if count == 0:
         return None
     largest = labels == 1 + int(np.argmax(ndimage.sum_labels(region, labels, np.arange(1, count + 1))))
     sheet = ndimage.binary_fill_holes(largest)
-    if (_border(sheet).mean() >= SHEET_BORDER or sheet.mean() < MIN_SHEET
+    if (_border(sheet).mean() >= SHEET_BORDER or sheet.mean() < MIN_SHEET or sheet.all()
             or largest.sum() < SOLID_SHEET * sheet.sum()  # a chalk 0 on a board is no sheet
-            or np.median(bright[~sheet]) > np.median(bright[largest]) - SHEET_INK):  # nor paper between two rules
+            or np.median(unlike[largest]) - np.median(unlike[~sheet]) < SHEET_DESK  # nor paper between two rules
+            or np.median(lightest[largest]) <= np.median(lightest[~sheet])):  # nor the ink of a close-up: paper is light
         return None
     inner = ndimage.binary_erosion(sheet, iterations=SHEET_RIM)  # the sheet's own edge and its shadow are no ink
-    darkest = _ink_channel(small, light_paper=False)[inner]
-    if darkest.size == 0 or np.median(darkest) - darkest.min() < SHEET_INK:  # glare: a bright patch without ink
+    mask = np.asarray(Image.fromarray(inner).resize(picture.size, Image.Resampling.NEAREST))
+    if not mask.any():
         return None
-    mask = Image.fromarray(inner).resize(picture.size, Image.Resampling.NEAREST)
-    return np.asarray(mask)
+    inside = np.asarray(picture.convert("RGB"), dtype=np.float32)[mask] / 255
+    contrast = np.median(inside, axis=0) - np.percentile(inside, 0.1, axis=0)  # the ink, in each colour channel
+    if contrast.max() < SHEET_INK:  # glare: a bright patch with no ink in it
+        return None
+    return mask, int(np.argmax(contrast))
 
 
 def _otsu(values: np.ndarray) -> float:
@@ -414,6 +438,12 @@ def _otsu(values: np.ndarray) -> float:
     with np.errstate(divide="ignore", invalid="ignore"):
         between = below * above * (below_sum / below - (below_sum[-1] - below_sum) / above) ** 2
     return float(edges[1 + int(np.nanargmax(between[:-1]))])
+
+
+def _pieces_of(solid: np.ndarray) -> int:
+    """How many separate pieces of at least 4 pixels a mask of ink holds."""
+    labels, count = ndimage.label(solid, structure=np.ones((3, 3), bool))
+    return int((np.bincount(labels.ravel(), minlength=count + 1)[1:] >= 4).sum())
 
 
 def _stroke_width(solid: np.ndarray) -> float:
