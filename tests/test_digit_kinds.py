@@ -12,6 +12,9 @@ import numpy as np
 import pytest
 from gradio_client import handle_file
 from PIL import Image
+from playwright.sync_api import expect
+
+from test_browser import browser, open_page, upload  # noqa: F401 (browser: the fixture)
 
 from dlcourse.mnist import load_split
 from dlcourse.served.images import MAX_DIGITS, NO_DIGIT, find_digit
@@ -142,3 +145,19 @@ def test_pixel_similarity_says_the_same_as_classify(client, test_digits, tmp_pat
     prediction, summary, bars, *_ = client.predict(handle_file(str(blob)), "all ten digits", "L2", api_name="/pixel_similarity")
     assert prediction["label"] == NO_DIGIT and summary.startswith("No digit found") and bars is None
     assert classify(client, str(blob)) == {"label": NO_DIGIT, "confidences": None, "note": summary}
+
+
+def test_the_page_shows_the_note_in_both_tabs(browser, app_url, test_digits, tmp_path):
+    images, _ = test_digits
+    two = tmp_path / "two.png"
+    side_by_side(images[5000], np.pad(np.asarray(Image.fromarray(images[5001]).resize((20, 20))), 4)).save(two)
+    context, page = open_page(browser, app_url)
+    upload(page, "cls-image", two)  # the upload event classifies and shows the note under the label
+    expect(page.locator("#cls-note")).to_contain_text("2 digits found")
+    page.locator("#cls-run").click()  # the public /classify, then its note
+    expect(page.locator("#cls-note")).to_contain_text("2 digits found")
+    page.get_by_role("tab", name="Pixel similarity", exact=True).filter(visible=True).click()
+    page.get_by_role("tab", name="Image", exact=True).filter(visible=True).click()
+    upload(page, "pix-upload", two)
+    expect(page.locator("#pix-summary")).to_contain_text("2 digits found")
+    context.close()
