@@ -20,6 +20,7 @@ from ..errors import BadInput, EmptyDrawing
 MAX_FILE_BYTES = 25 * 1024 * 1024
 MAX_PIXELS = 50_000_000  # a 50-megapixel photo is fine; a decompression bomb is not
 MIN_SIDE = 8
+MIN_THIN = 2  # a 1 cropped tight to its ink can be 2 pixels wide
 READABLE_FORMATS = "PNG, JPEG, GIF, WebP, BMP or TIFF"
 
 MNIST_SIZE = 28
@@ -128,8 +129,9 @@ def _check_size(size: tuple[int, int]) -> None:
         raise BadInput(
             f"The image is {width}x{height} pixels; the limit is {MAX_PIXELS // 1_000_000} megapixels."
         )
-    if min(width, height) < MIN_SIDE:
-        raise BadInput(f"The image is {width}x{height} pixels; it needs at least {MIN_SIDE} on each side.")
+    if max(width, height) < MIN_SIDE or min(width, height) < MIN_THIN:
+        raise BadInput(f"The image is {width}x{height} pixels; it needs at least {MIN_SIDE} on its longer side "
+                       f"and {MIN_THIN} on its shorter.")
 
 
 def _stretch_to_uint8(values: np.ndarray) -> np.ndarray:
