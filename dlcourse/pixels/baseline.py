@@ -16,7 +16,7 @@ import argparse
 import hashlib
 import shlex
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -26,7 +26,7 @@ from PIL import Image
 
 from .. import artifacts
 from ..errors import BadInput, shown
-from ..served.images import MNIST_SIZE, to_mnist_digit
+from ..served.images import MNIST_SIZE, FoundDigit, find_digit
 from ..mnist import SPLITS, find_split, load_split
 
 DEFAULT_PATH = Path(__file__).resolve().parents[2] / "model" / "ideal_digits.pt"
@@ -137,6 +137,7 @@ class Comparison:
     prediction: int
     ideal: torch.Tensor  # (28, 28): the ideal of the predicted digit
     difference: torch.Tensor  # (28, 28) in [-1, 1]: input minus ideal, pixel by pixel
+    found: FoundDigit | None = None  # for a picture, what find_digit saw in it (several digits, none)
 
     @property
     def margin(self) -> float:
@@ -257,7 +258,8 @@ class PixelBaseline:
 
     def compare_image(self, image: Image.Image, mode: str, distance: str) -> Comparison:
         """A decoded picture of a digit (drawing or photo), preprocessed exactly as the Classify tab does."""
-        return self.compare(to_mnist_digit(image), mode, distance)
+        found = find_digit(image)
+        return replace(self.compare(found.pixels, mode, distance), found=found)
 
 
 # -- pictures for people ---------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Load a model file once, then classify one image or a batch, from any thread."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -9,10 +10,23 @@ from PIL import Image
 
 from ..errors import BadInput
 from .fast_forward import fastest_forward
-from .images import DIGIT_DECODE_SIDE, load_image
+from .images import DIGIT_DECODE_SIDE, NO_DIGIT, FoundDigit, find_digit, load_image
 from .modelfile import ModelInfo, build_model
 from .loading import load_model_file
 from .preprocess import create_transform, image_to_uint8_tensor
+
+
+UNSURE = 0.5  # a top probability under this is no confident reading: the answer says so
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One picture's answer for people: the label, the model's probabilities, and a note when the picture
+    is not one clear digit (several digits, nothing digit-like, the model unsure); None otherwise."""
+
+    label: str  # the most likely class, or NO_DIGIT (then `probabilities` is empty)
+    probabilities: dict[str, float]  # class -> probability, most likely first
+    note: str | None = None
 
 
 class Classifier:
@@ -63,11 +77,39 @@ class Classifier:
         inputs = self.batch_inputs([self.prepare(image) for image in images])
         return [self.as_dict(row) for row in self.probabilities(inputs)]
 
+    def look(self, image: Image.Image) -> tuple[torch.Tensor, FoundDigit | None]:
+        """`prepare`, and for a digits model what `images.find_digit` saw: how many digits, if any."""
+        if self.meta.preprocessing != "mnist":
+            return self.prepare(image), None
+        found = find_digit(image)
+        return torch.from_numpy(found.pixels).unsqueeze(0), found
+
+    def read(self, image: Image.Image) -> Reading:
+        """`predict`, with what a person should know beside it (`Reading`)."""
+        return self.read_looked([self.look(image)])[0]
+
+    def read_looked(self, looked: list[tuple[torch.Tensor, FoundDigit | None]]) -> list[Reading]:
+        """One forward pass for many `look` results; one Reading each: several digits are read as the most
+        prominent one, with a note; nothing digit-like is no reading (NO_DIGIT); the model unsure says so."""
+        rows = self.probabilities(self.batch_inputs([prepared for prepared, _ in looked]))
+        return [_reading(self.as_dict(row), found) for row, (_, found) in zip(rows, looked)]
+
     def as_dict(self, probs: torch.Tensor) -> dict[str, float]:
         """{class: probability} for one row of probabilities, most likely first."""
         values = probs.tolist()
         order = sorted(range(len(values)), key=values.__getitem__, reverse=True)
         return {self.classes[i]: values[i] for i in order}
+
+
+def _reading(probabilities: dict[str, float], found: FoundDigit | None) -> Reading:
+    note = found.note if found is not None else None
+    if found is not None and not found.is_digit:
+        return Reading(NO_DIGIT, {}, note)
+    label, top = next(iter(probabilities.items()))
+    if top < UNSURE:
+        unsure = f"The model is unsure: its best guess, {label}, has {top:.0%}."
+        note = f"{note} {unsure}" if note else unsure
+    return Reading(str(label), probabilities, note)
 
 
 MAX_BATCH_FILES = 64
@@ -76,23 +118,27 @@ MAX_BATCH_FILES = 64
 def classify_files(classifier: Classifier, paths: list[str], top_k: int = 3) -> list[dict[str, Any]]:
     """Classify many image files in one forward pass; one result per file, in order.
 
-    A file that cannot be used gets {"file", "error"} instead of failing the whole batch.
+    A file that cannot be used gets {"file", "error"} instead of failing the whole batch; a picture that is not
+    one clear digit also gets a "note" (`Reading`), and "label": "no digit found" with no confidences when
+    nothing in it is digit-like.
     """
     if not paths:
         raise BadInput("No images were given.")
     if len(paths) > MAX_BATCH_FILES:
         raise BadInput(f"{len(paths)} images were given; one call takes at most {MAX_BATCH_FILES}.")
     results: list[dict[str, Any]] = [{"file": Path(path).name} for path in paths]
-    prepared, good = [], []
+    looked, good = [], []
     at_least = DIGIT_DECODE_SIDE if classifier.meta.preprocessing == "mnist" else None  # as /classify decodes
     for index, path in enumerate(paths):
         try:
-            prepared.append(classifier.prepare(load_image(path, at_least)))
+            looked.append(classifier.look(load_image(path, at_least)))
             good.append(index)
         except BadInput as error:
             results[index]["error"] = str(error)
-    if prepared:
-        for index, row in zip(good, classifier.probabilities(classifier.batch_inputs(prepared))):
-            confidences = dict(list(classifier.as_dict(row).items())[:top_k])
-            results[index].update(label=next(iter(confidences)), confidences=confidences)
+    if looked:
+        for index, reading in zip(good, classifier.read_looked(looked)):
+            confidences = dict(list(reading.probabilities.items())[:top_k])
+            results[index].update(label=reading.label, confidences=confidences)
+            if reading.note:
+                results[index]["note"] = reading.note
     return results

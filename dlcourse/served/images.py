@@ -8,6 +8,7 @@ import io
 import math
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from ..errors import BadInput, EmptyDrawing
 MAX_FILE_BYTES = 25 * 1024 * 1024
 MAX_PIXELS = 50_000_000  # a 50-megapixel photo is fine; a decompression bomb is not
 MIN_SIDE = 8
+MIN_THIN = 2  # a 1 cropped tight to its ink can be 2 pixels wide
 READABLE_FORMATS = "PNG, JPEG, GIF, WebP, BMP or TIFF"
 
 MNIST_SIZE = 28
@@ -26,6 +28,8 @@ MNIST_BOX = 20  # MNIST digits were scaled to fit a 20x20 box, then centred by m
 INK_THRESHOLD = 0.25  # share of the full ink contrast above which a pixel counts as ink for cropping
 MIN_CONTRAST = 24 / 255  # less difference than this between ink and paper is an empty picture
 FLAT_PAPER = 0.02  # a border varying less than this is evenly lit paper (a drawing, a scan)
+FLAT_BORDER_SHARE = 0.4  # ... or this share of the border at one exact level (within EXACT), ink crossing the rest (a tight crop)
+EXACT = 2 / 255
 PHOTO_SIDE = 512  # photos are searched for their digit at most at this size
 DIGIT_DECODE_SIDE = 1000  # what to_mnist_digit needs of a photo (small digits get a closer look): 1/4 of 12 MP
 SMALL_DIGIT = 48  # a digit found smaller than this (at PHOTO_SIDE) in a bigger photo is read again at full detail
@@ -37,7 +41,20 @@ NOISE_SIGMAS = 5  # ink is darker than the paper by more than this many times th
 NEAR = 0.12  # pieces within this share of the digit's size from it belong to it (a digit in two strokes)
 MNIST_STROKE, THICK_STROKE = 0.15, 0.2  # stroke width over digit size: thicker than THICK is thinned to MNIST's
 EDGE_PIECE = 0.25  # a piece touching the picture's edge is the digit only when nothing clear of it has this share of its ink
+GRAIN = 2  # pixels (at PHOTO_SIDE) between pieces of ink that still make one piece
 MIN_PIECE = 0.01  # pieces with less ink than this share of the digit's are specks
+SIGNIFICANT, TALL = 0.3, 0.5  # a piece with this share of the main piece's ink and of its height is a mark of its own
+OVERLAP = 0.3  # ... unless it shares this share of its width with another mark's columns (a 5's bar, a 4 in two strokes)
+MAX_DIGITS = 4  # more marks side by side than this is text or a texture, not a number
+TEXT_PIECES = 200  # a mark made of more separate pieces of ink than this is text (a grainy chalk digit: up to 130)
+BLOB = 0.4  # a mark whose stroke width is above this share of its size is a solid shape, not written strokes
+DIGIT_WINDOW = 0.45  # the paper is measured over at least this share of the digit's size (a marker's stroke is 0.3)
+SHEET_BORDER = 0.25  # a bright region touching less than this share of the picture's border is a sheet in view
+MIN_SHEET = 0.04  # ... when it covers at least this share of the picture
+SOLID_SHEET = 0.8  # ... when its ink (its holes) covers less than the rest of this share of it
+SHEET_DESK = 0.1  # ... on a desk whose colour differs from the sheet's by this much (RGB distance)
+SHEET_INK = 0.25  # ... and with ink in it darker than the sheet by this much
+SHEET_RIM = 2  # pixels (at a quarter size) of the sheet's edge not searched for ink
 
 
 def load_image(source: str | os.PathLike | bytes | Image.Image | np.ndarray, at_least: int | None = None) -> Image.Image:
@@ -112,8 +129,9 @@ def _check_size(size: tuple[int, int]) -> None:
         raise BadInput(
             f"The image is {width}x{height} pixels; the limit is {MAX_PIXELS // 1_000_000} megapixels."
         )
-    if min(width, height) < MIN_SIDE:
-        raise BadInput(f"The image is {width}x{height} pixels; it needs at least {MIN_SIDE} on each side.")
+    if max(width, height) < MIN_SIDE or min(width, height) < MIN_THIN:
+        raise BadInput(f"The image is {width}x{height} pixels; it needs at least {MIN_SIDE} on its longer side "
+                       f"and {MIN_THIN} on its shorter.")
 
 
 def _stretch_to_uint8(values: np.ndarray) -> np.ndarray:
@@ -143,22 +161,60 @@ def _border(gray: np.ndarray) -> np.ndarray:
     return np.concatenate([gray[0], gray[-1], gray[1:-1, 0], gray[1:-1, -1]])
 
 
-def to_mnist_digit(image: Image.Image) -> np.ndarray:
-    """An MNIST-style digit: uint8 (28, 28), white ink on black, scaled into 20x20, centred by mass.
+@dataclass(frozen=True)
+class FoundDigit:
+    """What `find_digit` saw: the digit it read, as MNIST's 28x28, and how many digit-like marks there were."""
 
-    Works on drawings and photos alike. An evenly lit picture (a drawing, a scan, MNIST itself) is taken
-    as it is; a photo of a page goes through `_photo_ink`, which finds the digit rather than the paper.
-    Raises EmptyDrawing when there is no ink.
+    pixels: np.ndarray  # uint8 (28, 28), white ink on black, scaled into 20x20, centred by mass
+    marks: int  # digit-like marks found: 1; several (the most prominent is in `pixels`); 0: nothing digit-like
+
+    @property
+    def note(self) -> str | None:
+        """A sentence for the visitor when the picture is not one digit, else None."""
+        if self.marks == 0:
+            return NO_DIGIT_NOTE
+        if self.marks > MAX_DIGITS:
+            return f"No single digit found: the picture holds {self.marks} separate marks (text or a texture?)."
+        if self.marks > 1:
+            return f"{self.marks} digits found; the most prominent one is read."
+        return None
+
+    @property
+    def is_digit(self) -> bool:
+        """Whether the picture shows something to read as a digit (one digit, or a few side by side)."""
+        return 1 <= self.marks <= MAX_DIGITS
+
+
+NO_DIGIT = "no digit found"  # what both tabs answer, as the label, for a picture with nothing digit-like in it
+NO_DIGIT_NOTE = "No digit found: the ink in this picture is not shaped like a handwritten digit."
+
+
+def to_mnist_digit(image: Image.Image) -> np.ndarray:
+    """An MNIST-style digit: uint8 (28, 28), white ink on black, scaled into 20x20, centred by mass
+    (`find_digit`'s pixels). Raises EmptyDrawing when there is no ink."""
+    return find_digit(image).pixels
+
+
+def find_digit(image: Image.Image) -> FoundDigit:
+    """The digit in any picture, as MNIST's 28x28, and how many digit-like marks the picture holds.
+
+    Works on drawings and photos alike. An evenly lit picture (a drawing, a scan, MNIST itself, a crop
+    of one) is taken as it is; a photo of a page goes through `_photo_ink`, which finds the digit rather
+    than the paper. Raises EmptyDrawing when there is no ink.
     """
     working, scale = _reduced(image, PHOTO_SIDE)
     gray = np.asarray(working.convert("L"), dtype=np.float32) / 255
-    border = _border(gray)
-    if np.ptp(border) <= FLAT_PAPER:
-        return _centred(_flat_ink(gray, float(np.median(border))))
-    ink, box = _photo_ink(working, gray)
-    if scale > 1.5 and max(box[2] - box[0], box[3] - box[1]) < SMALL_DIGIT:
+    paper = _flat_paper(_border(gray))
+    if paper is not None:
+        value = _ink_channel(working, light_paper=paper > 0.5)
+        paper = _flat_paper(_border(value))
+    if paper is not None:
+        ink, marks = _flat_ink(value, paper)
+        return FoundDigit(_centred(ink), marks)
+    ink, box, marks = _photo_ink(working, gray)
+    if scale > 1.5 and max(box[2] - box[0], box[3] - box[1]) < SMALL_DIGIT and marks == 1:
         ink = _closer_look(image, box, scale)  # a small digit in a big photo: read it at full detail
-    return _centred(ink)
+    return FoundDigit(_centred(ink), marks)
 
 
 def _reduced(image: Image.Image, side: int) -> tuple[Image.Image, float]:
@@ -174,41 +230,120 @@ def _reduced(image: Image.Image, side: int) -> tuple[Image.Image, float]:
     return reduced, image.width / reduced.width
 
 
-def _flat_ink(gray: np.ndarray, paper: float) -> np.ndarray:
-    """Ink of an evenly lit picture, cropped to it: inverted when the paper is light, paper level removed."""
+def _flat_paper(border: np.ndarray) -> float | None:
+    """The paper's level when the picture is evenly lit (a drawing, a scan, a crop of one), else None.
+
+    Evenly lit paper is one level along the border, less where ink crosses it: a digit cropped tight to
+    its ink touches every edge. The paper is then the border's darkest or lightest level, whichever
+    holds more of the border (ink holds the other); a photo's paper varies more than FLAT_PAPER."""
+    if np.ptp(border) <= FLAT_PAPER:
+        return float(np.median(border))
+    dark, light = float(border.min()), float(border.max())
+    shares = {dark: float(np.mean(border <= dark + EXACT)), light: float(np.mean(border >= light - EXACT))}
+    level = max(shares, key=shares.get)
+    return level if shares[level] >= FLAT_BORDER_SHARE else None
+
+
+def _flat_ink(gray: np.ndarray, paper: float) -> tuple[np.ndarray, int]:
+    """Ink of an evenly lit picture, cropped to the most prominent digit-like mark (inverted when the
+    paper is light, paper level removed), and how many digit-like marks there are (`_marks`)."""
     if paper > 0.5:
         gray, paper = 1 - gray, 1 - paper
     contrast = float(gray.max()) - paper
     if contrast < MIN_CONTRAST:
         raise EmptyDrawing("The image is empty: draw or upload a digit first.")
     ink = np.clip((gray - paper) / contrast, 0, 1)
+    labels, count = ndimage.label(ink > INK_THRESHOLD, structure=np.ones((3, 3), bool))
+    pieces = ndimage.find_objects(labels)
+    mass = ndimage.sum_labels(ink, labels, np.arange(1, count + 1))
+    main = int(np.argmax(mass))
+    marks, mine = _marks(pieces, mass, main, list(range(count)), ink > INK_THRESHOLD)
+    if marks > 1:  # only the most prominent digit's pieces
+        ink = ink * np.isin(labels, [index + 1 for index in mine])
     rows = np.flatnonzero((ink > INK_THRESHOLD).any(axis=1))
     cols = np.flatnonzero((ink > INK_THRESHOLD).any(axis=0))
     ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     ink[ink < INK_THRESHOLD / 2] = 0  # paper texture and sensor noise, not ink
-    return ink
+    return ink, marks
 
 
-def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    """The digit's ink in a photo of a page (and its grey levels, 0..1), cropped to it, and where it was (x0, y0, x1, y1).
+def _marks(pieces: list, mass: np.ndarray, main: int, candidates: list[int], solid: np.ndarray) -> tuple[int, list[int]]:
+    """How many digit-like marks the pieces of ink make, and which pieces belong to the main piece's mark.
 
-    1. Ink darkness against the paper around it: the paper's brightness is a grey closing (strokes
+    A mark is a piece with at least SIGNIFICANT of the main piece's ink and at least TALL of its height,
+    with the other such pieces above or below it (a 5's bar, a 4 in two strokes): marks side by side are
+    separate digits. 0 when the main mark is no digit's shape: a solid blob (stroke width over size above
+    BLOB: a face, a hill) rather than strokes; the count of its pieces when it is made of more than
+    TEXT_PIECES (printed text)."""
+    def height(index: int) -> int:
+        return pieces[index][0].stop - pieces[index][0].start
+
+    tall = TALL * height(main)
+    big = [i for i in candidates if mass[i] >= SIGNIFICANT * mass[main] and height(i) >= tall]
+    if main not in big:
+        big.append(main)
+    spans = sorted((pieces[i][1].start, pieces[i][1].stop, i) for i in big)
+    groups: list[list[int]] = []
+    reach = -1
+    for start, stop, index in spans:  # pieces whose columns overlap make one mark
+        if groups and start < reach - OVERLAP * (stop - start):
+            groups[-1].append(index)
+            reach = max(reach, stop)
+        else:
+            groups.append([index])
+            reach = stop
+    mine = next(group for group in groups if main in group)
+    rows = slice(min(pieces[i][0].start for i in mine), max(pieces[i][0].stop for i in mine))
+    cols = slice(min(pieces[i][1].start for i in mine), max(pieces[i][1].stop for i in mine))
+    if _stroke_width(solid[rows, cols]) > BLOB * max(rows.stop - rows.start, cols.stop - cols.start):
+        return 0, mine
+    small_marks = _pieces_of(solid[rows, cols])
+    if small_marks > TEXT_PIECES:  # a page of text: hundreds of letters
+        return small_marks, mine
+    others = {i for group in groups if main not in group for i in group}
+    small = [i for i in candidates if i not in big and i not in others
+             and pieces[i][1].start < cols.stop and pieces[i][1].stop > cols.start]
+    return len(groups), mine + small
+
+
+def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int], int]:
+    """The digit's ink in a photo of a page (and its grey levels, 0..1), cropped to it, where it was (x0, y0, x1, y1),
+    and how many digit-like marks the photo holds (`_marks`).
+
+    1. Where the paper is: a sheet, card or sticky note wholly in view on a desk is found as a region
+       (`_sheet`), and what lies around it counts as paper, not ink; the ink is read in the colour channel
+       where it stands out most on that paper.
+    2. Ink darkness against the paper around it: the paper's brightness is a grey closing (strokes
        thinner than the window vanish, shadows and the sheet's edge stay), so lighting and shadows
-       divide out. The brightest channel is used, so light coloured lines (blue rules, a red margin)
-       barely count while dark ink of any colour does.
-    2. Threshold, then connected pieces of ink: pieces touching the picture's edge (the desk, lines
-       running off the page, the edge of a shadow) are not the digit; the heaviest other piece is, with
-       the pieces close to it (a digit written in two strokes); far-away dots and specks are dropped.
+       divide out. The window is wider than the strokes found: a first look with a window of
+       BACKGROUND_WINDOW of the picture, again with a wider one when the strokes found are wide for it
+       (a marker, a digit filling the picture). The ink channel is used (`_ink_channel`).
+    3. Threshold, then connected pieces of ink (`_digit_pieces`).
     """
-    light_paper = _light_paper(gray)
-    if picture.mode == "RGB":
-        red, green, blue = picture.split()
-        pick = ImageChops.lighter if light_paper else ImageChops.darker
-        channel = np.asarray(pick(pick(red, green), blue), dtype=np.float32) / 255
+    sheet = _sheet(picture)
+    if sheet is not None:
+        mask, best = sheet
+        value = np.asarray(picture.getchannel(best), dtype=np.float32) / 255
+        value = np.where(mask, value, float(np.median(value[mask])))
     else:
-        channel = gray
-    value = channel if light_paper else 1 - channel
-    paper = _paper_brightness(value)
+        light_paper = _light_paper(gray)
+        channel = _ink_channel(picture, light_paper)
+        value = channel if light_paper else 1 - channel
+    window = BACKGROUND_WINDOW * min(value.shape)
+    found = _digit_pieces(value, window)
+    digit_size = max(found[1][2] - found[1][0], found[1][3] - found[1][1])
+    if DIGIT_WINDOW * digit_size > window:
+        found = _digit_pieces(value, DIGIT_WINDOW * digit_size)
+    return _thinned(found[0]), found[1], found[2]
+
+
+def _digit_pieces(value: np.ndarray, window: float) -> tuple[np.ndarray, tuple[int, int, int, int], int]:
+    """Ink darkness against a paper brightness measured with a closing `window` pixels wide, thresholded
+    into connected pieces: pieces touching the picture's edge (the desk, lines running off the page, the
+    edge of a shadow) are not the digit; the heaviest other piece is, with the pieces close to it (a digit
+    written in two strokes); far-away dots and specks are dropped. The digit may touch the edge itself
+    (a tight crop): then so may its other pieces. Several digits side by side: the most prominent one."""
+    paper = _paper_brightness(value, window)
     # relative to the paper nearby, but not to a dark desk's texture: at most DARK_PAPER times the page
     page = float(np.percentile(paper[::4, ::4], 90))
     darkness = np.clip((paper - value) / np.maximum(paper, DARK_PAPER * page), 0, 1)
@@ -220,7 +355,10 @@ def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tupl
     if level - typical < MIN_CONTRAST:
         raise EmptyDrawing("The image is empty: draw or upload a digit first.")
     threshold = max(typical + NOISE_SIGMAS * spread, typical + PHOTO_INK_THRESHOLD * (level - typical))
-    labels, count = ndimage.label(darkness > threshold, structure=np.ones((3, 3), bool))
+    ink = darkness > threshold
+    # pieces a grain apart are one (grainy chalk, pencil): labelled on the ink grown by GRAIN pixels
+    grown, count = ndimage.label(ndimage.binary_dilation(ink, iterations=GRAIN), structure=np.ones((3, 3), bool))
+    labels = grown * ink
     if count == 0:
         raise EmptyDrawing("No digit stands out from the paper: draw or upload a digit first.")
     pieces = ndimage.find_objects(labels)
@@ -233,11 +371,16 @@ def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tupl
     rows, cols = pieces[main]
     reach = NEAR * max(rows.stop - rows.start, cols.stop - cols.start)
     y0, y1, x0, x1 = rows.start - reach, rows.stop + reach, cols.start - reach, cols.stop + reach
+    candidates = [index for index in range(count) if (inside[index] or not inside[main]) and mass[index] >= MIN_PIECE * mass[main]]
+    marks, mine = _marks(pieces, mass, main, candidates, darkness > threshold)
     kept = [
-        index + 1 for index, (r, c) in enumerate(pieces)
-        if index == main or (inside[index] and mass[index] >= MIN_PIECE * mass[main]
-                             and r.start < y1 and r.stop > y0 and c.start < x1 and c.stop > x0)
+        index + 1 for index in candidates
+        if (index in mine if marks > 1 else
+            index == main or (pieces[index][0].start < y1 and pieces[index][0].stop > y0
+                              and pieces[index][1].start < x1 and pieces[index][1].stop > x0))
     ]
+    if main + 1 not in kept:
+        kept.append(main + 1)
     is_kept = np.zeros(count + 1, bool)
     is_kept[kept] = True
     box = (  # the kept pieces and a pixel around them (x0, y0, x1, y1)
@@ -249,7 +392,76 @@ def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tupl
     low = typical + (threshold - typical) / 2
     full = float(np.percentile(darkness[pieces[main]][labels[pieces[main]] == main + 1], 90))
     ink = np.clip((darkness[crop] - low) / max(full - low, 1e-3), 0, 1) * digit
-    return _thinned(ink.astype(np.float32)), box
+    return ink.astype(np.float32), box, marks
+
+
+def _sheet(picture: Image.Image) -> tuple[np.ndarray, int] | None:
+    """Where the sheet, card or sticky note is (a mask of the picture) when one lies wholly in view on a desk, and
+    the colour channel in which its ink stands out most (a red pen on an orange note: green), else None.
+
+    Measured at a quarter of the size, by colour: how far each pixel's colour is from the desk's (the median
+    of the picture's border), split in two by Otsu's threshold. The largest region unlike the desk, its holes
+    (the ink) filled, is the sheet when it touches less than SHEET_BORDER of the picture's border, is solid,
+    is lighter than the desk in its lightest channel, differs from it by SHEET_DESK and has ink darker than itself in it (by SHEET_INK, in some channel)."""
+    small, _ = _reduced(picture.convert("RGB"), PHOTO_SIDE // 4)
+    colours = np.asarray(small, dtype=np.float32) / 255
+    desk = np.median(np.concatenate([colours[0], colours[-1], colours[:, 0], colours[:, -1]]), axis=0)
+    unlike = np.clip(np.sqrt(((colours - desk) ** 2).sum(axis=2)), 0, 1)
+    region = unlike > _otsu(unlike)
+    lightest = colours.max(axis=2)
+    labels, count = ndimage.label(region)
+    if count == 0:
+        return None
+    largest = labels == 1 + int(np.argmax(ndimage.sum_labels(region, labels, np.arange(1, count + 1))))
+    sheet = ndimage.binary_fill_holes(largest)
+    if (_border(sheet).mean() >= SHEET_BORDER or sheet.mean() < MIN_SHEET or sheet.all()
+            or largest.sum() < SOLID_SHEET * sheet.sum()  # a chalk 0 on a board is no sheet
+            or np.median(unlike[largest]) - np.median(unlike[~sheet]) < SHEET_DESK  # nor paper between two rules
+            or np.median(lightest[largest]) <= np.median(lightest[~sheet])):  # nor the ink of a close-up: paper is light
+        return None
+    inner = ndimage.binary_erosion(sheet, iterations=SHEET_RIM)  # the sheet's own edge and its shadow are no ink
+    mask = np.asarray(Image.fromarray(inner).resize(picture.size, Image.Resampling.NEAREST))
+    if not mask.any():
+        return None
+    inside = np.asarray(picture.convert("RGB"), dtype=np.float32)[mask] / 255
+    contrast = np.median(inside, axis=0) - np.percentile(inside, 0.1, axis=0)  # the ink, in each colour channel
+    if contrast.max() < SHEET_INK:  # glare: a bright patch with no ink in it
+        return None
+    return mask, int(np.argmax(contrast))
+
+
+def _otsu(values: np.ndarray) -> float:
+    """Otsu's threshold of values in 0..1: the level that best splits them into two classes."""
+    counts, edges = np.histogram(values, bins=64, range=(0, 1))
+    centres = (edges[:-1] + edges[1:]) / 2
+    below = np.cumsum(counts)
+    above = below[-1] - below
+    below_sum = np.cumsum(counts * centres)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = below * above * (below_sum / below - (below_sum[-1] - below_sum) / above) ** 2
+    return float(edges[1 + int(np.nanargmax(between[:-1]))])
+
+
+def _pieces_of(solid: np.ndarray) -> int:
+    """How many separate pieces of at least 4 pixels a mask of ink holds."""
+    labels, count = ndimage.label(solid, structure=np.ones((3, 3), bool))
+    return int((np.bincount(labels.ravel(), minlength=count + 1)[1:] >= 4).sum())
+
+
+def _stroke_width(solid: np.ndarray) -> float:
+    """Stroke width of a mask of ink: twice its area over its outline."""
+    outline = int(solid.sum() - ndimage.binary_erosion(solid).sum())
+    return 2 * float(solid.sum()) / max(outline, 1)
+
+
+def _ink_channel(picture: Image.Image, light_paper: bool) -> np.ndarray:
+    """The picture's brightest channel on light paper (its darkest on dark), 0..1: light coloured lines
+    (blue rules, a red margin) barely differ from the paper there, while ink of any colour does."""
+    if picture.mode != "RGB":
+        return np.asarray(picture.convert("L"), dtype=np.float32) / 255
+    red, green, blue = picture.split()
+    pick = ImageChops.lighter if light_paper else ImageChops.darker
+    return np.asarray(pick(pick(red, green), blue), dtype=np.float32) / 255
 
 
 def _thinned(ink: np.ndarray) -> np.ndarray:
@@ -257,19 +469,17 @@ def _thinned(ink: np.ndarray) -> np.ndarray:
 
     Stroke width is twice the inked area over its outline; MNIST's is about an eighth of the digit's
     size (95% of digits under a fifth)."""
-    solid = ink > 0.5
-    outline = int(solid.sum() - ndimage.binary_erosion(solid).sum())
-    width = 2 * float(solid.sum()) / max(outline, 1)
+    width = _stroke_width(ink > 0.5)
     excess = int((width - MNIST_STROKE * max(ink.shape)) / 2)
     if width <= THICK_STROKE * max(ink.shape) or excess < 1:
         return ink
     return ndimage.grey_erosion(ink, size=(2 * excess + 1, 2 * excess + 1))
 
 
-def _paper_brightness(value: np.ndarray) -> np.ndarray:
-    """The paper's brightness under the ink: a grey closing wider than a stroke, computed at half size."""
+def _paper_brightness(value: np.ndarray, window: float) -> np.ndarray:
+    """The paper's brightness under the ink: a grey closing `window` pixels wide (wider than a stroke), computed at half size."""
     half = Image.fromarray(value).reduce(2)
-    window = max(3, round(BACKGROUND_WINDOW * min(half.size)))
+    window = max(3, round(window / 2))
     closed = ndimage.grey_closing(np.asarray(half), size=(window, window))
     height, width = value.shape
     doubled = closed.repeat(2, axis=0).repeat(2, axis=1)  # back to full size (PIL's reduce rounds up odd sides)

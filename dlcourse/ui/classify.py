@@ -11,11 +11,12 @@ import numpy as np
 import torch
 from PIL import Image
 
-from ..served.classifier import Classifier, classify_files
+from ..served.classifier import Classifier, Reading, classify_files
 from ..served.images import DIGIT_DECODE_SIDE, MIN_SIDE
 from ..served.modelfile import ModelInfo
 from . import model_report
-from .common import ImageFile, ImageFiles, digit_sketchpad, image_from_sketch, image_from_upload, shows_errors
+from .common import (ImageFile, ImageFiles, ReadingLabel, digit_sketchpad, image_from_sketch, image_from_upload,
+                     shows_errors)
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent.parent / "examples"
 TOP_K = 5
@@ -105,19 +106,34 @@ def tab(classifier: Classifier) -> gr.Blocks:
     is_digits = meta.preprocessing == "mnist"
 
     @shows_errors
-    def classify(image: str | None) -> dict[str, float]:
+    def classify(image: str | None) -> Reading:
         """Classify one image.
 
         Args:
             image: the image (PNG, JPEG, GIF, WebP, BMP or TIFF): an uploaded file, or over MCP a data: URL (base64, up to ~3 MB) or a public http(s) URL. Digits may be dark on light or light on dark.
         Returns:
-            The label with the highest probability and the probabilities of the most likely classes.
+            {"label", "confidences", "note"}: the label with the highest probability and the probabilities of the most likely classes; "note" is null for one clear digit, else a sentence: several digits found (the most prominent is read), the model unsure (top probability under 50%), or no digit found (then "label" is "no digit found" and there are no confidences).
         """
-        return classifier.predict(image_from_upload(image, DIGIT_DECODE_SIDE if is_digits else None))
+        return classifier.read(image_from_upload(image, DIGIT_DECODE_SIDE if is_digits else None))
+
+    def shown(reading: Reading) -> tuple[Reading, str]:
+        """The page's two outputs for a reading: the label, and its note under it."""
+        return reading, reading.note or ""
 
     @shows_errors
-    def classify_drawing(sketch: dict | None) -> dict[str, float]:
-        return classifier.predict(image_from_sketch(sketch))
+    def classify_shown(image: str | None) -> tuple[Reading, str]:
+        return shown(classify(image))
+
+    @shows_errors
+    def classify_drawing(sketch: dict | None) -> tuple[Reading, str]:
+        return shown(classifier.read(image_from_sketch(sketch)))
+
+    def note_of(image: str | None) -> str:
+        """The note of the image the public /classify just answered (its answer carries it too)."""
+        try:
+            return classify(image).note or ""
+        except gr.Error:
+            return ""
 
     @shows_errors
     def classify_batch(images: list[str] | None) -> list[dict[str, Any]]:
@@ -126,7 +142,7 @@ def tab(classifier: Classifier) -> gr.Blocks:
         Args:
             images: the image files, uploaded.
         Returns:
-            One result per image, in order: {"file", "label", "confidences"} or {"file", "error"} for an image that could not be used.
+            One result per image, in order: {"file", "label", "confidences"} (and "note" for a picture that is not one clear digit, as /classify's) or {"file", "error"} for an image that could not be used.
         """
         return classify_files(classifier, list(images or []), top_k=TOP_K)
 
@@ -145,7 +161,8 @@ def tab(classifier: Classifier) -> gr.Blocks:
                     sketch = digit_sketchpad(elem_id="cls-sketch")
                     run_sketch = gr.Button("Classify drawing", variant="primary", elem_id="cls-sketch-run")
             with gr.Column():
-                label = gr.Label(label="Prediction", num_top_classes=TOP_K, elem_id="cls-label")
+                label = ReadingLabel(label="Prediction", num_top_classes=TOP_K, elem_id="cls-label")
+                note = gr.Markdown(elem_id="cls-note")
                 gr.Markdown(model_card_markdown(meta), elem_id="cls-model-info")
         examples_area = gr.Column()
         report.render()
@@ -154,11 +171,14 @@ def tab(classifier: Classifier) -> gr.Blocks:
             run_batch = gr.Button("Classify all", elem_id="cls-batch-run")
             batch_results = gr.JSON(label="One result per image", elem_id="cls-batch-results")
 
-        run.click(classify, image, label, api_name="classify")
+        # The public /classify answers with the label alone (its "note" inside); the page then shows the note
+        # under it, read again (only a visitor's click pays for that, not API calls).
+        run.click(classify, image, label, api_name="classify").success(
+            note_of, image, note, api_visibility="private", show_progress="hidden")
         # One batch at a time (up to 64 images each): big batches cannot take both cores from single images.
         run_batch.click(classify_batch, files, batch_results, api_name="classify_batch", concurrency_limit=1)
-        image.upload(classify, image, label, api_visibility="private")
-        run_sketch.click(classify_drawing, sketch, label, api_visibility="private")
+        image.upload(classify_shown, image, [label, note], api_visibility="private", show_progress_on=label)
+        run_sketch.click(classify_drawing, sketch, [label, note], api_visibility="private", show_progress_on=label)
         # The model's own examples (validation images it gets right); a digits model also shows the repository's
         # digits (real MNIST test digits and photos of handwriting); other models nothing else.
         digits = digit_example_files() if is_digits else []
@@ -170,5 +190,6 @@ def tab(classifier: Classifier) -> gr.Blocks:
                 if examples:
                     gallery = gr.Examples(examples=examples, inputs=image, label=title, examples_per_page=24,
                                           api_visibility="private", elem_id=elem_id)
-                    gallery.load_input_event.then(classify, image, label, api_visibility="private")
+                    gallery.load_input_event.then(classify_shown, image, [label, note], api_visibility="private",
+                                                  show_progress_on=label)
     return blocks

@@ -13,11 +13,13 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import gradio as gr
+from gradio.components.label import LabelConfidence, LabelData
 from gradio.processing_utils import PUBLIC_HOSTNAME_WHITELIST, is_public_ip
 from gradio.utils import get_upload_folder, is_in_or_equal
 from PIL import Image
 
 from ..errors import BadInput, EmptyDrawing
+from ..served.classifier import Reading
 from ..served.images import load_image
 
 # A 280x280 canvas drawn with a 12 px radius brush: reduced to MNIST's 20x20 box the stroke is
@@ -28,6 +30,27 @@ NOT_UPLOADED = (
     "Only files uploaded to this app can be used: upload the image first (POST /gradio_api/upload, or "
     "gradio_client's handle_file), then pass the path it returns."
 )
+
+
+class NotedLabelData(LabelData):
+    note: str | None = None
+
+
+class ReadingLabel(gr.Label):
+    """A Label showing a `Reading`: its label and probabilities, and beside them in the answer a "note" (null
+    for one clear digit; the page shows it in a Markdown of its own)."""
+
+    data_model = NotedLabelData
+
+    def get_block_name(self) -> str:
+        return "label"  # Gradio's own Label in the page: no custom component to load
+
+    def postprocess(self, value: Any) -> NotedLabelData | LabelData | dict | None:
+        if not isinstance(value, Reading):
+            return super().postprocess(value)
+        ranked = list(value.probabilities.items())[: self.num_top_classes]
+        confidences = [LabelConfidence(label=label, confidence=probability) for label, probability in ranked]
+        return NotedLabelData(label=value.label, confidences=confidences or None, note=value.note)
 
 
 class FetchesPublicUrlsOnly:

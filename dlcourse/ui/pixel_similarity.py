@@ -11,7 +11,7 @@ import gradio as gr
 import pandas as pd
 
 from ..errors import BadInput
-from ..served.images import DIGIT_DECODE_SIDE
+from ..served.images import DIGIT_DECODE_SIDE, NO_DIGIT
 from ..served.modelfile import ModelInfo
 from ..pixels.baseline import DISTANCE_NAMES, DISTANCES, MODES, Comparison, PixelBaseline, difference_picture, digit_picture
 from . import learn_pixels
@@ -133,10 +133,15 @@ def summary_markdown(comparison: Comparison) -> str:
 
 
 def present(comparison: Comparison) -> tuple:
-    """Every output of the tab for one comparison, in the order of `outputs` in `build`."""
+    """Every output of the tab for one comparison, in the order of `outputs` in `build`. A picture that is not one
+    clear digit says so first, as the Classify tab does: "no digit found" and no distances when nothing in it
+    is digit-like; the note before the summary when several digits were found (the most prominent compared)."""
+    note = comparison.found.note if comparison.found is not None else None
+    if comparison.found is not None and not comparison.found.is_digit:
+        return (NO_DIGIT, note, None, digit_picture(comparison.digit, PICTURE_SCALE), None, None)
     return (
         str(comparison.prediction),
-        summary_markdown(comparison),
+        f"**{note}** {summary_markdown(comparison)}" if note else summary_markdown(comparison),
         distances_frame(comparison),
         digit_picture(comparison.digit, PICTURE_SCALE),
         digit_picture(comparison.ideal, PICTURE_SCALE),
@@ -201,7 +206,7 @@ def tab(baseline: PixelBaseline, classifier: Any) -> gr.Blocks:
             mode: "3 or 7" (the book's baseline: is it a 3 or a 7?) or "all ten digits".
             distance: "L1" (mean absolute difference) or "L2" (root mean squared error).
         Returns:
-            The closest digit; a sentence with its distance and the runner-up; every candidate's distance, closest first (a bar plot's data: rows of [digit, distance]); the 28x28 input as the baseline sees it; the ideal digit it is closest to; the per-pixel difference (input minus ideal) as a heat map.
+            The closest digit ("no digit found" when nothing in the picture is digit-like: then no distances); a sentence with its distance and the runner-up, after a note when the picture is not one clear digit (several digits found: the most prominent is compared); every candidate's distance, closest first (a bar plot's data: rows of [digit, distance]); the 28x28 input as the baseline sees it; the ideal digit it is closest to; the per-pixel difference (input minus ideal) as a heat map.
         """
         return present(baseline.compare_image(image_from_upload(image, DIGIT_DECODE_SIDE), mode, distance))
 

@@ -1,0 +1,175 @@
+"""Digits as people bring them (issue 23), through the served /classify: tight crops in both polarities, another
+data set's digits as they come, every photo kind of `support/phone_photos.py` (a renderer written apart from
+the pipeline), and the notes for a picture that is not one digit, in both tabs.
+
+The pictures come from `support.digit_sources` with a seed of their own (the benchmark's is 0), from its
+development digits: MNIST test digits 5000-7499 and scikit-learn digits 0-899 (`bench/digit_sources.py`
+measures the same at a larger scale; the held-out digits are left to it).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from gradio_client import handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+from playwright.sync_api import expect
+
+from test_browser import browser, open_page, upload  # noqa: F401 (browser: the fixture)
+
+from dlcourse.mnist import load_split
+from dlcourse.served.images import MAX_DIGITS, NO_DIGIT, find_digit
+from support import phone_photos
+from support.digit_sources import mnist_cropped, photo_cases, sklearn_cases
+
+SEED = 23
+ONE_DIGIT_KINDS = [name for name, kind in phone_photos.KINDS.items() if kind.digits == 1]
+
+
+@pytest.fixture(scope="module")
+def test_digits(mnist_dir):
+    return load_split(mnist_dir, "test")
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """Writes a case's picture to a file and gives its path (what a visitor uploads)."""
+    folder = tmp_path_factory.mktemp("kinds")
+
+    def save(case, n: int) -> str:
+        path = folder / f"{n}-{abs(hash((case.source, case.kind)))}{case.suffix}"
+        path.write_bytes(case.picture)
+        return str(path)
+
+    return save
+
+
+def classify(client, path: str) -> dict:
+    """/classify's answer; a refusal ("No digit stands out ...") as an answer with no label."""
+    try:
+        return client.predict(handle_file(path), api_name="/classify")
+    except AppError as error:
+        return {"label": None, "confidences": None, "note": str(error)}
+
+
+def test_tight_crops_read_as_well_as_with_their_margin_in_both_polarities(client, test_digits, saved):
+    images, labels = test_digits
+    cases = mnist_cropped(images, labels, 12, SEED, held_out=False)  # 12 digits x 2 polarities x 3 enlargements
+    misread = {}
+    for n, case in enumerate(cases):
+        answer = classify(client, saved(case, n))
+        if answer["label"] != str(case.label):
+            misread.setdefault(case.kind, []).append((case.label, answer["label"]))
+    assert {case.kind for case in cases} >= {"white on black, x4", "dark on white, x4"}
+    assert sum(map(len, misread.values())) <= 1, misread  # with their margin the model reads all 72
+
+
+def test_another_data_sets_digits_are_read_as_they_come(client, saved):
+    cases = sklearn_cases(12, SEED, held_out=False)  # scikit-learn's 8x8 digits and x4, both polarities
+    right = sum(classify(client, saved(case, n))["label"] == str(case.label) for n, case in enumerate(cases))
+    assert right >= 0.85 * len(cases), right  # the same digits with MNIST's margin: about 95% (docs/digits.md)
+
+
+@pytest.mark.parametrize("kind", ONE_DIGIT_KINDS)
+def test_each_photo_kind_is_read_through_the_api(client, test_digits, saved, kind):
+    images, labels = test_digits
+    cases = photo_cases(images, labels, 4, SEED, held_out=False, kinds=[kind])
+    answers = [classify(client, saved(case, n)) for n, case in enumerate(cases)]
+    misread = [(case.label, answer["label"]) for case, answer in zip(cases, answers) if answer["label"] != str(case.label)]
+    # photos cropped to the ink on every edge are read 75-82% of the time on the development part (issue 23's
+    # 95% not met, docs/digits.md): here at least half; every other kind at least 3 of 4
+    assert len(misread) <= (2 if kind == "crop to the ink, every edge" else 1), (kind, misread)
+    noted = [answer for answer in answers if answer.get("note") and "unsure" not in answer["note"]]
+    assert len(noted) <= 1, (kind, noted)  # one digit is seldom taken for several (1-3 in 20 on the development part)
+
+
+def test_two_digits_are_read_as_the_larger_one_with_a_note(client, test_digits, saved):
+    images, labels = test_digits
+    cases = photo_cases(images, labels, 4, SEED, held_out=False, kinds=["two digits on a sticky note"])
+    answers = [classify(client, saved(case, n)) for n, case in enumerate(cases)]
+    # the larger digit is read 75-78% of the time on the development part (docs/digits.md); the note nearly always
+    assert sum(answer["label"] == str(case.label) for case, answer in zip(cases, answers)) >= 2, answers
+    assert sum("2 digits found" in (answer.get("note") or "") for answer in answers) >= 2, answers
+
+
+def test_a_page_of_text_and_a_cat_get_no_confident_digit(client, test_digits, saved):
+    images, labels = test_digits
+    cases = photo_cases(images, labels, 3, SEED, held_out=False, kinds=["page of printed text", "cat photo"])
+    confident = []
+    for n, case in enumerate(cases):
+        answer = classify(client, saved(case, n))
+        confidences = answer.get("confidences") or []
+        said = answer["note"] and (answer["label"] in (None, NO_DIGIT) or confidences[0]["confidence"] < 0.5
+                                   or "No single digit" in answer["note"])
+        if not said:  # a note in the API answer itself, and no confident digit
+            confident.append((case.kind, answer))
+    assert len(confident) <= 1, confident  # 90-95% of such pictures on the development part (docs/digits.md)
+
+
+def test_the_api_answer_of_a_clear_digit_has_no_note(client, test_digits, tmp_path):
+    images, labels = test_digits
+    path = tmp_path / "digit.png"
+    Image.fromarray(images[5000]).save(path)
+    answer = classify(client, str(path))
+    assert answer["label"] == str(labels[5000]) and answer["note"] is None
+    assert answer["confidences"][0]["confidence"] >= 0.5
+
+
+def side_by_side(*digits: np.ndarray, gap: int = 6) -> Image.Image:
+    """MNIST digits written next to each other on white paper, each cropped to its ink."""
+    crops = [digit[np.flatnonzero(digit.max(1))[0]:np.flatnonzero(digit.max(1))[-1] + 1] for digit in digits]
+    height = max(crop.shape[0] for crop in crops) + 2 * gap
+    row = [np.zeros((height, gap), np.uint8)]
+    for crop in crops:
+        row += [np.pad(crop, ((gap, height - gap - crop.shape[0]), (0, 0))), np.zeros((height, gap), np.uint8)]
+    return Image.fromarray(255 - np.concatenate(row, axis=1)).resize((10 * sum(part.shape[1] for part in row), 10 * height))
+
+
+def test_find_digit_counts_digits_side_by_side_and_reads_the_biggest(test_digits, classifier):
+    images, labels = test_digits
+    small = np.asarray(Image.fromarray(images[5001]).resize((20, 20)))
+    small = np.pad(small, 4)
+    found = find_digit(side_by_side(images[5000], small).convert("RGB"))
+    assert found.marks == 2 and "2 digits found" in found.note
+    alone = find_digit(side_by_side(images[5000]).convert("RGB"))
+    assert alone.marks == 1 and alone.note is None
+    assert np.corrcoef(found.pixels.ravel(), alone.pixels.ravel())[0, 1] > 0.75  # the bigger digit, not both
+    assert not find_digit(side_by_side(*images[5000:5000 + MAX_DIGITS + 2]).convert("RGB")).is_digit
+
+
+def test_a_solid_shape_is_no_digit(test_digits):
+    blob = Image.new("RGB", (300, 300), "white")
+    blob.paste((30, 30, 30), (90, 80, 210, 220))  # a dark solid block on paper
+    found = find_digit(blob)
+    assert found.marks == 0 and not found.is_digit and found.note.startswith("No digit found")
+
+
+def test_pixel_similarity_says_the_same_as_classify(client, test_digits, tmp_path):
+    images, _ = test_digits
+    two = tmp_path / "two.png"
+    side_by_side(images[5000], np.pad(np.asarray(Image.fromarray(images[5001]).resize((20, 20))), 4)).save(two)
+    prediction, summary, *_ = client.predict(handle_file(str(two)), "all ten digits", "L2", api_name="/pixel_similarity")
+    assert "2 digits found" in summary and classify(client, str(two))["note"].startswith("2 digits found")
+    blob = tmp_path / "blob.png"
+    page = Image.new("RGB", (300, 300), "white")
+    page.paste((30, 30, 30), (90, 80, 210, 220))
+    page.save(blob)
+    prediction, summary, bars, *_ = client.predict(handle_file(str(blob)), "all ten digits", "L2", api_name="/pixel_similarity")
+    assert prediction["label"] == NO_DIGIT and summary.startswith("No digit found") and bars is None
+    assert classify(client, str(blob)) == {"label": NO_DIGIT, "confidences": None, "note": summary}
+
+
+def test_the_page_shows_the_note_in_both_tabs(browser, app_url, test_digits, tmp_path):
+    images, _ = test_digits
+    two = tmp_path / "two.png"
+    side_by_side(images[5000], np.pad(np.asarray(Image.fromarray(images[5001]).resize((20, 20))), 4)).save(two)
+    context, page = open_page(browser, app_url)
+    upload(page, "cls-image", two)  # the upload event classifies and shows the note under the label
+    expect(page.locator("#cls-note")).to_contain_text("2 digits found")
+    page.locator("#cls-run").click()  # the public /classify, then its note
+    expect(page.locator("#cls-note")).to_contain_text("2 digits found")
+    page.get_by_role("tab", name="Pixel similarity", exact=True).filter(visible=True).click()
+    page.get_by_role("tab", name="Image", exact=True).filter(visible=True).click()
+    upload(page, "pix-upload", two)
+    expect(page.locator("#pix-summary")).to_contain_text("2 digits found")
+    context.close()
