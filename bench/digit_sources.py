@@ -46,7 +46,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from load import start_app, stop  # noqa: E402
+from load import classify_over_http, start_app, stop  # noqa: E402
 
 from dlcourse.mnist import load_split  # noqa: E402
 
@@ -98,13 +98,9 @@ def refusal(data: str) -> str:
 
 def ask(http: httpx.Client, url: str, data: bytes, suffix: str) -> Answer:
     """/classify's answer to one picture, through Gradio's plain HTTP routes."""
-    uploaded = http.post(f"{url}gradio_api/upload", files={"files": (f"picture{suffix}", data)}).json()[0]
-    body = {"data": [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}]}
-    event = http.post(f"{url}gradio_api/call/classify", json=body).json()["event_id"]
-    stream = http.get(f"{url}gradio_api/call/classify/{event}").text
-    if "event: complete\ndata: " not in stream:
-        return Answer(None, None, None, refusal(stream.split("data: ", 1)[-1].split("\n", 1)[0]))
-    outputs = json.loads(stream.split("event: complete\ndata: ", 1)[1].split("\n", 1)[0])
+    outputs, error = classify_over_http(http, url, data, suffix)
+    if outputs is None:
+        return Answer(None, None, None, refusal(error.split("\n", 1)[0]))
     first = outputs[0] if outputs and isinstance(outputs[0], dict) else {}
     confidences = first.get("confidences") or []
     top = confidences[0]["confidence"] if confidences else None

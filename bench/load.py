@@ -18,6 +18,7 @@ the Space's own work costs under load. --no-floor leaves it out. All traffic goe
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import queue
 import random
@@ -212,6 +213,18 @@ def drive(clients: list[Client], jobs: list[Job], check: bool = True) -> Run:
         thread.join()
     run.seconds = time.perf_counter() - start
     return run
+
+
+def classify_over_http(http: httpx.Client, url: str, data: bytes, suffix: str) -> tuple[list | None, str]:
+    """One picture through /classify as the README's curl example sends it (upload, call, read the event
+    stream): (the outputs, "") when it completes, else (None, what the stream said after its first "data: ")."""
+    uploaded = http.post(f"{url}gradio_api/upload", files={"files": (f"picture{suffix}", data)}).json()[0]
+    body = {"data": [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}]}
+    event = http.post(f"{url}gradio_api/call/classify", json=body).json()["event_id"]
+    stream = http.get(f"{url}gradio_api/call/classify/{event}").text
+    if "event: complete\ndata: " not in stream:
+        return None, stream.split("data: ", 1)[-1]
+    return json.loads(stream.split("event: complete\ndata: ", 1)[1].split("\n", 1)[0]), ""
 
 
 def start_app(log_path: Path, app: Path, timeout: float = 300.0) -> tuple[subprocess.Popen, str]:

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from load import start_app, stop  # noqa: E402
+from load import classify_over_http, start_app, stop  # noqa: E402
 
 from dlcourse.served import digit_variants  # noqa: E402
 from dlcourse.served.digit_variants import PHOTO_CONDITIONS, photograph  # noqa: E402
@@ -83,14 +83,10 @@ def png(digit: np.ndarray) -> bytes:
 
 def classify(http: httpx.Client, url: str, data: bytes, suffix: str) -> str:
     """The label /classify gives one picture, through Gradio's plain HTTP routes (or the error it says)."""
-    uploaded = http.post(f"{url}gradio_api/upload", files={"files": (f"photo{suffix}", data)}).json()[0]
-    body = {"data": [{"path": uploaded, "meta": {"_type": "gradio.FileData"}}]}
-    event = http.post(f"{url}gradio_api/call/classify", json=body).json()["event_id"]
-    stream = http.get(f"{url}gradio_api/call/classify/{event}").text
-    if "event: complete\ndata: " not in stream:
-        return f"error: {stream.split('data: ', 1)[-1].strip()[:80]}"
-    payload = stream.split("event: complete\ndata: ", 1)[1].split("\n", 1)[0]
-    return str(json.loads(payload)[0]["label"])
+    outputs, error = classify_over_http(http, url, data, suffix)
+    if outputs is None:
+        return f"error: {error.strip()[:80]}"
+    return str(outputs[0]["label"])
 
 
 def main() -> int:
