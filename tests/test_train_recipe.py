@@ -9,7 +9,8 @@ from torchvision.transforms.v2 import functional as F
 from dlcourse.served.modelfile import ModelInfo, save_model_file
 
 from dlcourse.served.loading import load_model_file
-from dlcourse.served.preprocess import Augment, FastaiBatchResize, NetworkInput, ResizeCrop, create_transform
+from dlcourse.served.augment import Augment
+from dlcourse.served.preprocess import FastaiBatchResize, NetworkInput, ResizeCrop, create_transform
 from dlcourse.training.data import ImageArrays, random_split
 from dlcourse.training.distributed import start
 from dlcourse.training.learner import Learner, Recipe, create_model, freeze_body, input_config
@@ -66,7 +67,7 @@ def test_training_with_every_random_step_off_is_the_evaluation_transform(name):
     """Training and evaluation share their steps, so they cannot drift apart."""
     info = DESCRIPTIONS[name]
     training, evaluation = create_transform(info, NO_RANDOM_STEPS), create_transform(info)
-    assert [type(step) for step in training.transforms] == [type(step) for step in evaluation.transforms]
+    assert [type(step) for step in training] == [type(step) for step in evaluation]
     for image in images_for(name):
         assert torch.equal(training(image), evaluation(image))
         assert torch.equal(training(torch.stack([image, image.flip(-1)])), evaluation(torch.stack([image, image.flip(-1)])))
@@ -74,7 +75,7 @@ def test_training_with_every_random_step_off_is_the_evaluation_transform(name):
 
 def test_digit_augmentation_keeps_the_frame_and_never_flips():
     transform = create_transform(DIGIT_META, DIGIT_AUGMENT)
-    kinds = [type(step) for step in transform.transforms]
+    kinds = [type(step) for step in transform]
     assert kinds == [ResizeCrop, v2.RandomAffine, v2.RandomApply,  # affine moves, elastic distortion
                      NetworkInput]
     digit = torch.zeros(1, 28, 28, dtype=torch.uint8)
@@ -92,7 +93,7 @@ def test_digit_augmentation_keeps_the_frame_and_never_flips():
 def test_photo_augmentation_crops_and_flips_rgb_into_the_model_channels():
     meta = ModelInfo(arch="test_resnet", classes=["a", "b"], img_size=32, in_chans=3, mean=[0.5] * 3, std=[0.25] * 3)
     transform = create_transform(meta, PHOTO_AUGMENT)
-    kinds = [type(step) for step in transform.transforms]
+    kinds = [type(step) for step in transform]
     assert kinds == [v2.RandomResizedCrop, v2.RandomHorizontalFlip, v2.RandomAffine,  # the crop replaces the sizing
                      NetworkInput]
     assert transform(torch.randint(0, 255, (3, 60, 80), dtype=torch.uint8)).shape == (3, 32, 32)
@@ -171,3 +172,32 @@ def test_one_cycle_warms_up_then_anneals_and_survives_phases_of_a_few_batches():
             assert rates == [0.1] * steps
         else:
             assert rates[0] < 0.1 / 10 and max(rates) > 0.09 and rates[-1] < 0.1 / ONE_CYCLE.final_div_factor * 30
+
+
+@pytest.mark.parametrize("pad_mode", ["zeros", "border", "reflection"])
+@pytest.mark.parametrize("image_mode", ["RGB", "L"])
+def test_fastai_crop_pad_pads_as_torchvision_does(pad_mode, image_mode):
+    """fastai pads with torchvision's `pad`; the app pads with numpy (it does not import torchvision)."""
+    from PIL import Image
+    from torchvision.transforms.functional import pad
+
+    from dlcourse.served.preprocess import NUMPY_PAD_MODES, _crop_pad
+
+    pixels = torch.randint(0, 256, (23, 37, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(3))
+    image = Image.fromarray(pixels.numpy()).convert(image_mode)
+    ours = _crop_pad(image, (45, 50), (-4, -9), pad_mode, None, Image.Resampling.BILINEAR)
+    theirs = pad(image, [4, 9, 4, 18], padding_mode={"zeros": "constant"}.get(pad_mode, NUMPY_PAD_MODES[pad_mode]))
+    assert ours.mode == theirs.mode and ours.size == theirs.size == (45, 50)
+    assert ours.tobytes() == theirs.tobytes()
+
+
+def test_the_served_path_imports_neither_torchvision_nor_timm():
+    """torchvision (with the torch._dynamo it imports) and timm are ~190 MB and ~3 s of a server's start-up:
+    the model's network is built in a child process (`Classifier.loading`) and preprocessing is plain torch."""
+    import subprocess
+    import sys
+
+    code = ("import sys, dlcourse.served.classifier, dlcourse.served.preprocess, dlcourse.ui.space; "
+            "print(sorted(m for m in ('torchvision', 'timm', 'fastai') if m in sys.modules))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "[]", run.stdout + run.stderr

@@ -6,41 +6,15 @@ file were measured, and training ends in the same sizing, dtype, channels and no
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Any
+import platform
 
 import numpy as np
 import torch
 from PIL import Image
-from torchvision.transforms import v2
-from torchvision.transforms.v2 import functional as F
 
+from .augment import Augment, random_steps
 from .images import to_mnist_digit
 from .modelfile import ModelInfo
-
-# Elastic distortion strength is given for a 28-pixel image and scaled with the image size;
-# Simard et al. (2003) used alpha 34 with sigma 4 on MNIST.
-ELASTIC_REFERENCE_SIZE = 28
-ELASTIC_SIGMA = 4.0
-ELASTIC_P = 0.5
-
-
-@dataclass(frozen=True)
-class Augment:
-    """What varies between epochs in training. All values plain, so they can be stored in the model file."""
-
-    crop_scale: tuple[float, float] | None  # RandomResizedCrop area range; None: the evaluation sizing
-    flip: bool  # random horizontal flips
-    rotate: float  # up to this many degrees either way
-    translate: float  # up to this share of the size, each direction
-    zoom: float  # scale by 1 +- zoom
-    shear: float  # up to this many degrees
-    elastic: float  # elastic distortion strength (alpha at 28 px); 0 = off
-
-    def as_dict(self) -> dict[str, Any]:
-        values = asdict(self)
-        values["crop_scale"] = list(self.crop_scale) if self.crop_scale else None
-        return values
 
 
 class MatchChannels(torch.nn.Module):
@@ -84,75 +58,65 @@ class FastaiBatchResize(torch.nn.Module):
 
 class ResizeCrop(torch.nn.Module):
     """timm's evaluation sizing: the shorter side resized to `size` (bilinear, antialiased), then the centre
-    `size` x `size` cut out; v2.Resize then v2.CenterCrop, as their kernels (see NetworkInput)."""
+    `size` x `size` cut out. The same values as torchvision's v2.Resize then v2.CenterCrop, in plain torch:
+    serving does not import torchvision (see `augment`)."""
 
     def __init__(self, size: int):
         super().__init__()
         self.size = size
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        resized = F.resize_image(image, [self.size], antialias=True)
-        return F.center_crop_image(resized, [self.size, self.size])
+        height, width = image.shape[-2:]
+        short, long = sorted((height, width))
+        scaled = (self.size, int(self.size * long / short))
+        resized = _resize_bilinear(image, scaled if height <= width else scaled[::-1])
+        top, left = (int(round((side - self.size) / 2.0)) for side in resized.shape[-2:])
+        return resized[..., top:top + self.size, left:left + self.size]
+
+
+def _resize_bilinear(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Antialiased bilinear resize of uint8 image(s) (..., C, H, W) to (height, width), as torchvision does it:
+    on uint8 directly where the CPU has the vector kernel, else through float32, rounded."""
+    if tuple(image.shape[-2:]) == size:
+        return image
+    batch = image.reshape(-1, *image.shape[-3:])
+    native = torch.backends.cpu.get_cpu_capability() in ("AVX2", "AVX512") or platform.machine() in ("aarch64", "arm64")
+    floats = batch if native else batch.float()
+    resized = torch.nn.functional.interpolate(floats, size=list(size), mode="bilinear", align_corners=False,
+                                              antialias=True)
+    if not native:
+        resized = resized.round_().to(torch.uint8)
+    return resized.reshape(*image.shape[:-2], *size)
 
 
 class NetworkInput(torch.nn.Module):
-    """uint8 image(s) at the model's size -> what the network takes: floats in [0, 1] (v2.ToDtype), fastai's batch
-    resize for presized models, the network's channels, normalised (v2.Normalize).
-
-    It and ResizeCrop call torchvision's kernels directly, not its v2 classes, whose per-call dispatch (flattening
-    the inputs, checking their types) cost more than the kernels on one served digit (docs/serving-speed.md)."""
+    """uint8 image(s) at the model's size -> what the network takes: floats in [0, 1], fastai's batch resize for
+    presized models, the network's channels, normalised. The same values as torchvision's v2.ToDtype and
+    v2.Normalize, without their per-call dispatch, which cost more than the work on one served digit."""
 
     def __init__(self, info: ModelInfo):
         super().__init__()
         self.presize = FastaiBatchResize(info.img_size) if info.presize else None
         self.channels = MatchChannels(info.in_chans)
-        self.mean, self.std = list(info.mean), list(info.std)
+        self.mean = torch.tensor(info.mean, dtype=torch.float32).view(-1, 1, 1)
+        self.std = torch.tensor(info.std, dtype=torch.float32).view(-1, 1, 1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
-        image = F.to_dtype_image(image, torch.float32, scale=True)
+        image = image.to(torch.float32).mul_(1.0 / 255)
         if self.presize is not None:
             image = self.presize(image)
-        return F.normalize_image(self.channels(image), self.mean, self.std)
+        return self.channels(image).sub(self.mean).div(self.std)
 
 
-def create_transform(info: ModelInfo, augment: Augment | None = None) -> v2.Compose:
+def create_transform(info: ModelInfo, augment: Augment | None = None) -> torch.nn.Sequential:
     """uint8 tensor (C, H, W) -> normalised float tensor (in_chans, img_size, img_size), as timm's create_transform.
 
     augment None: evaluation (the app, validation, reports). With an Augment: training, its random steps
     between the shared sizing (unless it crops at random) and the shared dtype, channels and normalisation.
     train.py's models resize here; fastai's resize methods already ran on the PIL image (`fastai_resize`)."""
-    size = info.img_size
-    if augment is not None and augment.crop_scale:
-        sizing = [v2.RandomResizedCrop(size, scale=tuple(augment.crop_scale), antialias=True)]
-    elif info.resize == "resize-crop":
-        sizing = [ResizeCrop(size)]
-    else:
-        sizing = []
-    return v2.Compose(
-        [*sizing, *(_random_variations(augment, size) if augment is not None else []), NetworkInput(info)]
-    )
-
-
-def _random_variations(augment: Augment, size: int) -> list[torch.nn.Module]:
-    """Training's random steps after sizing, on uint8 images: flips, affine moves, elastic distortion."""
-    steps: list[torch.nn.Module] = []
-    if augment.flip:
-        steps.append(v2.RandomHorizontalFlip())
-    if augment.rotate or augment.translate or augment.zoom or augment.shear:
-        steps.append(
-            v2.RandomAffine(
-                degrees=augment.rotate,
-                translate=(augment.translate, augment.translate) if augment.translate else None,
-                scale=(1 - augment.zoom, 1 + augment.zoom) if augment.zoom else None,
-                shear=augment.shear or None,
-                interpolation=v2.InterpolationMode.BILINEAR,
-            )
-        )
-    if augment.elastic:
-        ratio = size / ELASTIC_REFERENCE_SIZE
-        elastic = v2.ElasticTransform(alpha=augment.elastic * ratio, sigma=ELASTIC_SIGMA * ratio)
-        steps.append(v2.RandomApply([elastic], p=ELASTIC_P))
-    return steps
+    sizing = [ResizeCrop(info.img_size)] if info.resize == "resize-crop" else []
+    steps = random_steps(augment, info.img_size, sizing) if augment is not None else sizing
+    return torch.nn.Sequential(*steps, NetworkInput(info))
 
 
 def image_to_uint8_tensor(image: Image.Image, info: ModelInfo) -> torch.Tensor:
@@ -167,7 +131,7 @@ def image_to_uint8_tensor(image: Image.Image, info: ModelInfo) -> torch.Tensor:
 PIL_RESAMPLES = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
                  "bicubic": Image.Resampling.BICUBIC, "lanczos": Image.Resampling.LANCZOS,
                  "box": Image.Resampling.BOX, "hamming": Image.Resampling.HAMMING}
-TV_PAD_MODES = {"zeros": "constant", "border": "edge", "reflection": "reflect"}  # fastai's _pad_modes
+NUMPY_PAD_MODES = {"zeros": "constant", "border": "edge", "reflection": "reflect"}  # fastai's _pad_modes
 
 
 def fastai_resize(image: Image.Image, info: ModelInfo) -> Image.Image:
@@ -192,8 +156,6 @@ def fastai_resize(image: Image.Image, info: ModelInfo) -> Image.Image:
 def _crop_pad(image: Image.Image, box: tuple[int, int], corner: tuple[int, int], pad_mode: str,
               resize_to: tuple[int, int] | None, resample: int) -> Image.Image:
     """fastai's Image._do_crop_pad: crop to `box` at `corner`, pad what lies outside, then resize."""
-    from torchvision.transforms.functional import pad
-
     size = image.size
     ends = (corner[0] + box[0], corner[1] + box[1])
     if any(c >= 0 for c in corner) or any(e <= s for e, s in zip(ends, size)):
@@ -201,5 +163,7 @@ def _crop_pad(image: Image.Image, box: tuple[int, int], corner: tuple[int, int],
     if any(c < 0 for c in corner) or any(e >= s for e, s in zip(ends, size)):
         before = [max(-c, 0) for c in corner]
         after = [max(e - s, 0) for e, s in zip(ends, size)]
-        image = pad(image, [*before, *after], padding_mode=TV_PAD_MODES[pad_mode])
+        pixels = np.asarray(image)
+        widths = ((before[1], after[1]), (before[0], after[0])) + ((0, 0),) * (pixels.ndim - 2)
+        image = Image.fromarray(np.pad(pixels, widths, mode=NUMPY_PAD_MODES[pad_mode]))
     return image.resize(resize_to, resample) if resize_to is not None else image

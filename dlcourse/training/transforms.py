@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from ..served.preprocess import Augment
+from ..served.augment import Augment
 
 PHOTO_AUGMENT = Augment(crop_scale=(0.35, 1.0), flip=True, rotate=10, translate=0, zoom=0, shear=0, elastic=0)
 DIGIT_AUGMENT = Augment(crop_scale=None, flip=False, rotate=10, translate=0.1, zoom=0.1, shear=10, elastic=34)
