@@ -42,7 +42,7 @@ def candidates(model: torch.nn.Module, example: torch.Tensor, compile_too: bool)
         print(f"torch.compile: first call (compiling) {time.perf_counter() - start:.1f} s")
         found["torch.compile (inductor)"] = compiled
     start = time.perf_counter()
-    found["ONNX Runtime (dlcourse/served/fast_forward.py)"] = OnnxForward(model, example[:1])
+    found["ONNX Runtime (dlcourse/served/fast_forward.py)"] = OnnxForward.from_network(model, example[:1])
     print(f"ONNX Runtime: export and session {time.perf_counter() - start:.2f} s")
     return found
 

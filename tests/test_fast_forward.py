@@ -2,10 +2,13 @@
 from __future__ import annotations
 
 import gc
+import json
+import os
 import subprocess
 import sys
 import weakref
 
+import pytest
 import torch
 
 from conftest import EXAMPLES_DIR, ROOT
@@ -32,7 +35,7 @@ def test_onnx_runtime_keeps_the_only_copy_of_the_weights(model_path):
     meta, state_dict = load_model_file(model_path)
     network = build_model(meta, state_dict)
     network_gone, weight_gone = weakref.ref(network), weakref.ref(next(network.parameters()))
-    classifier = Classifier(meta, network)
+    classifier = Classifier.from_network(meta, network)
     del network, state_dict
     gc.collect()
     assert isinstance(classifier.forward, OnnxForward)
@@ -67,7 +70,7 @@ def rss_mb():
 torch.set_num_threads(1)
 wide = torch.nn.Sequential(torch.nn.Conv2d(3, 64, 3, padding=1), torch.nn.ReLU(), torch.nn.Conv2d(64, 2, 1)).eval()
 with torch.no_grad():
-    forward = OnnxForward(wide, torch.zeros(1, 3, 224, 224))
+    forward = OnnxForward.from_network(wide, torch.zeros(1, 3, 224, 224))
 forward(torch.zeros(1, 3, 224, 224))
 ctypes.CDLL("libc.so.6").malloc_trim(0)
 before = rss_mb()
@@ -98,3 +101,53 @@ def test_the_export_needs_no_onnx_package():
     run = subprocess.run([sys.executable, "-c", WITHOUT_ONNX], cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split() == ["True", "False"]  # served by ONNX Runtime, the onnx package never imported
+
+
+LOADING = """
+import json, os, pickle, sys, torch
+from dlcourse.served import child_export
+from dlcourse.served.classifier import Classifier
+from dlcourse.served.images import load_image
+
+class RunsCode:
+    def __reduce__(self):
+        return (os.system, ("touch ran-code",))
+
+{patch}
+classifier = Classifier.loading(sys.argv[1]).result()
+images = [load_image(path) for path in sys.argv[2:]]
+print(json.dumps({{"forward": type(classifier.forward).__name__, "classes": classifier.classes,
+                  "built here": sorted(m for m in ("timm", "torchvision") if m in sys.modules),
+                  "probabilities": [list(p.values()) for p in classifier.predict_batch(images)]}}))
+"""
+CHILD_ANSWERS = {  # what the forked child sends back -> whether this process used it
+    "its export": ("", True),
+    "nothing: it failed": ("child_export._answer = lambda path: 1 / 0", False),
+    "code to run": ("child_export._answer = lambda path: pickle.dumps(RunsCode())", False),
+    "probabilities ONNX Runtime does not match": (
+        "export = child_export._answer\n"
+        "def _answer(path):\n"
+        "    record = torch.load(__import__('io').BytesIO(export(path)), weights_only=True)\n"
+        "    record['probabilities'] = record['probabilities'].roll(1, dims=1)\n"
+        "    buffer = __import__('io').BytesIO(); torch.save(record, buffer); return buffer.getvalue()\n"
+        "child_export._answer = _answer", False),
+}
+
+
+@pytest.mark.parametrize("answer", CHILD_ANSWERS)
+def test_loading_serves_the_childs_export_or_loads_the_file_itself(answer, classifier, model_path, tmp_path):
+    """app.py's loading: a forked child builds and exports the network, so the server never imports timm or
+    torchvision; whatever the child answers instead, the server loads the file itself, runs no code from the
+    answer (read weights-only), and serves the same probabilities."""
+    patch, used = CHILD_ANSWERS[answer]
+    examples = sorted(EXAMPLES_DIR.glob("*.png"))[:4]
+    run = subprocess.run([sys.executable, "-c", LOADING.format(patch=patch), str(model_path), *map(str, examples)],
+                         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    served = json.loads(run.stdout)
+    assert served["forward"] == "OnnxForward" and served["classes"] == classifier.classes
+    assert (served["built here"] == []) == used, served["built here"]
+    assert not (tmp_path / "ran-code").exists()
+    expected = [list(p.values()) for p in classifier.predict_batch([load_image(path) for path in examples])]
+    assert torch.allclose(torch.tensor(served["probabilities"]), torch.tensor(expected), atol=1e-6)

@@ -190,14 +190,3 @@ def test_fastai_crop_pad_pads_as_torchvision_does(pad_mode, image_mode):
     assert ours.mode == theirs.mode and ours.size == theirs.size == (45, 50)
     assert ours.tobytes() == theirs.tobytes()
 
-
-def test_the_served_path_imports_neither_torchvision_nor_timm():
-    """torchvision (with the torch._dynamo it imports) and timm are ~190 MB and ~3 s of a server's start-up:
-    the model's network is built in a child process (`Classifier.loading`) and preprocessing is plain torch."""
-    import subprocess
-    import sys
-
-    code = ("import sys, dlcourse.served.classifier, dlcourse.served.preprocess, dlcourse.ui.space; "
-            "print(sorted(m for m in ('torchvision', 'timm', 'fastai') if m in sys.modules))")
-    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert run.stdout.strip() == "[]", run.stdout + run.stderr

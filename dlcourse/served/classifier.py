@@ -1,6 +1,7 @@
 """Load a model file once, then classify one image or a batch, from any thread."""
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,12 +10,14 @@ import torch
 from PIL import Image
 
 from ..errors import BadInput
-from .fast_forward import fastest_forward
+from .child_export import ChildExport
+from .fast_forward import Forward, fastest_forward, onnx_forward
 from .images import DIGIT_DECODE_SIDE, NO_DIGIT, FoundDigit, find_digit, load_image
 from .modelfile import ModelInfo, build_model
 from .loading import load_model_file
 from .preprocess import create_transform, image_to_uint8_tensor
 
+log = logging.getLogger(__name__)
 
 UNSURE = 0.5  # a top probability under this is no confident reading: the answer says so
 
@@ -32,16 +35,29 @@ class Reading:
 class Classifier:
     """A model file's network with its own preprocessing; safe to share between request threads."""
 
-    def __init__(self, meta: ModelInfo, model: torch.nn.Module):
+    def __init__(self, meta: ModelInfo, forward: Forward):
         self.meta = meta
         self.classes: list[str] = list(meta.classes)
-        self.forward = fastest_forward(model.eval(), meta.in_chans, meta.img_size)  # ONNX Runtime when it answers alike
+        self.forward = forward
         self.transform = create_transform(meta)
+
+    @classmethod
+    def from_network(cls, meta: ModelInfo, network: torch.nn.Module) -> "Classifier":
+        """Served by ONNX Runtime when it answers as `network` does, else by `network` itself."""
+        return cls(meta, fastest_forward(network.eval(), meta.in_chans, meta.img_size))
 
     @classmethod
     def from_file(cls, path: str | Path) -> "Classifier":
         meta, state_dict = load_model_file(path)
-        return cls(meta, build_model(meta, state_dict))
+        return cls.from_network(meta, build_model(meta, state_dict))
+
+    @classmethod
+    def loading(cls, path: str | Path) -> "Loading":
+        """Start loading `path` while the caller does other work; `Loading.result()` is the Classifier.
+
+        Where it can (Linux), a child process builds the network and exports it (`child_export`): this
+        process never imports timm or torchvision nor holds the network, and start-up runs on both cores."""
+        return Loading(Path(path), ChildExport.start(path) if ChildExport.possible() else None)
 
     def prepare(self, image: Image.Image) -> torch.Tensor:
         """The model's uint8 view of one decoded image, before resizing (raises EmptyDrawing, BadInput)."""
@@ -99,6 +115,26 @@ class Classifier:
         values = probs.tolist()
         order = sorted(range(len(values)), key=values.__getitem__, reverse=True)
         return {self.classes[i]: values[i] for i in order}
+
+
+class Loading:
+    """A model file being loaded (`Classifier.loading`)."""
+
+    def __init__(self, path: Path, child: ChildExport | None):
+        self.path, self.child = path, child
+
+    def result(self) -> Classifier:
+        """The Classifier, served by ONNX Runtime from the child's export when it answers as eager PyTorch did
+        there; otherwise loaded here (BadInput for an unusable file, as `from_file`)."""
+        try:
+            answer = self.child.answer() if self.child is not None else None
+            forward = onnx_forward(answer[1]) if answer is not None else None
+        except Exception as error:  # noqa: BLE001 - whatever went wrong there, the file can still be loaded here
+            log.info("the child process's export of %s was not used: %s", self.path, error)
+            forward = None
+        if forward is None:
+            return Classifier.from_file(self.path)
+        return Classifier(answer[0], forward)
 
 
 def _reading(probabilities: dict[str, float], found: FoundDigit | None) -> Reading:

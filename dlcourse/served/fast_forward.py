@@ -15,6 +15,7 @@ import contextlib
 import io
 import logging
 import warnings
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 import onnxruntime
@@ -26,31 +27,69 @@ TOLERANCE = 1e-4  # largest difference from eager PyTorch's probabilities accept
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
+def export_graph(model: torch.nn.Module, example: torch.Tensor) -> bytes:
+    """`model`'s ONNX graph, its batch size left free, exported in memory (nothing is written anywhere)."""
+    graph = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings(), no_onnxscript_functions():  # the exporter traces: no inference mode
+        warnings.simplefilter("ignore")  # the exporter's notes on its own future
+        torch.onnx.export(model, (example,), graph, input_names=["inputs"], output_names=["logits"],
+                          dynamic_axes={"inputs": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+    return graph.getvalue()
+
+
 class OnnxForward:
     """Logits for a batch of inputs (N, C, H, W) from an ONNX Runtime session; safe to call from many threads."""
 
-    def __init__(self, model: torch.nn.Module, example: torch.Tensor):
-        graph = io.BytesIO()
-        with warnings.catch_warnings(), no_onnxscript_functions():  # the exporter's notes on its own future
-            warnings.simplefilter("ignore")
-            torch.onnx.export(model, (example,), graph, input_names=["inputs"], output_names=["logits"],
-                              dynamic_axes={"inputs": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False)
+    def __init__(self, graph: bytes):
         options = onnxruntime.SessionOptions()
         # As many threads as torch has (app.py: one a request, requests run side by side), none of them
         # spinning while waiting for work: on two busy cores spinning threads take time from the others.
         options.intra_op_num_threads = torch.get_num_threads()
         options.inter_op_num_threads = 1
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(graph.getvalue(), options, providers=["CPUExecutionProvider"])
+        self.session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
         # ONNX Runtime's memory arena grows to the largest run and keeps it: a batch of 32 photos at 224 px would
         # hold ~1 GB for good. After a run of more than one image it gives back what it grew beyond its first
         # chunk; single images, the common case, keep theirs (the same speed as before).
         self.after_a_batch = onnxruntime.RunOptions()
         self.after_a_batch.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
+    @classmethod
+    def from_network(cls, model: torch.nn.Module, example: torch.Tensor) -> "OnnxForward":
+        return cls(export_graph(model, example))
+
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
         options = self.after_a_batch if len(inputs) > 1 else None
         return torch.from_numpy(self.session.run(None, {"inputs": inputs.float().contiguous().numpy()}, options)[0])
+
+
+@dataclass(frozen=True)
+class Exported:
+    """A network's ONNX graph and eager PyTorch's answers on a probe batch: all that another process needs to
+    serve the network on ONNX Runtime and to check that it answers alike (`onnx_forward`)."""
+
+    graph: bytes
+    probe: torch.Tensor  # (3, C, H, W), random, fixed by its seed
+    probabilities: torch.Tensor  # eager PyTorch's softmax on the probe
+
+    @classmethod
+    def of(cls, model: torch.nn.Module, in_chans: int, img_size: int) -> "Exported":
+        """Raises whatever the exporter raises for a network it cannot take."""
+        probe = torch.randn(3, in_chans, img_size, img_size, generator=torch.Generator().manual_seed(0))
+        graph = export_graph(model, probe[:1])
+        with torch.no_grad():
+            return cls(graph, probe, model(probe).float().softmax(dim=1))
+
+
+def onnx_forward(exported: Exported) -> OnnxForward | None:
+    """ONNX Runtime's forward pass of the exported graph when its probabilities on the probe match eager
+    PyTorch's within TOLERANCE; None (and a log line saying why) otherwise."""
+    fast = OnnxForward(exported.graph)
+    difference = (fast(exported.probe).softmax(dim=1) - exported.probabilities).abs().max().item()
+    if not difference <= TOLERANCE:
+        log.info("serving with eager PyTorch: ONNX Runtime's probabilities differ by %.2g", difference)
+        return None
+    return fast
 
 
 @contextlib.contextmanager
@@ -80,15 +119,9 @@ def no_onnxscript_functions() -> Iterator[None]:
 def fastest_forward(model: torch.nn.Module, in_chans: int, img_size: int) -> Forward:
     """ONNX Runtime's forward pass of `model` when it answers as eager PyTorch does, else `model` itself in
     channels_last (about 2x faster convolutions on CPU). Nothing returned holds on to `model` but itself."""
-    probe = torch.randn(3, in_chans, img_size, img_size, generator=torch.Generator().manual_seed(0))
     try:
-        with torch.no_grad():  # the exporter traces the model: not in inference mode
-            fast = OnnxForward(model, probe[:1])
-            difference = (fast(probe).softmax(dim=1) - model(probe).float().softmax(dim=1)).abs().max().item()
+        fast = onnx_forward(Exported.of(model, in_chans, img_size))
     except Exception as error:  # noqa: BLE001 - an architecture the exporter cannot take still serves, eagerly
         log.info("serving with eager PyTorch: ONNX export of %s failed (%s)", type(model).__name__, error)
-        return model.to(memory_format=torch.channels_last)
-    if not difference <= TOLERANCE:
-        log.info("serving with eager PyTorch: ONNX Runtime's probabilities differ by %.2g", difference)
-        return model.to(memory_format=torch.channels_last)
-    return fast
+        fast = None
+    return fast if fast is not None else model.to(memory_format=torch.channels_last)
