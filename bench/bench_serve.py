@@ -8,7 +8,7 @@ options, the queue). Each request is what the README's curl example makes: `POST
 then `GET` its event stream to the `complete` event (the image is uploaded once, before timing). Requests
 alternate between the two servers, and between endpoints, so drift of the machine's speed hits both alike.
 
-It also times the handlers' own work: `Classifier.predict_batch` and `fit_quadratic` inside the served app's
+It also times the handlers' own work: `Classifier.read` (what /classify calls) and `fit_quadratic` inside the served app's
 requests (the server is started with a timer around each) against the same calls in this plain process: between
 the requests (interleaved), then with the servers stopped back to back and each after a pause as long as a
 request (what a pause alone costs, with nothing else running); and app.py's memory over its sessions.
@@ -38,7 +38,7 @@ from support.serving import free_port  # noqa: E402
 from support.timing import percentile, timings_ms  # noqa: E402
 
 EXAMPLE = ROOT / "examples" / "mnist-test-7.png"
-TIMINGS_ENV = "BENCH_SERVE_TIMINGS"  # where the timed real app writes predict_batch's times on SIGUSR1
+TIMINGS_ENV = "BENCH_SERVE_TIMINGS"  # where the timed real app writes its handlers' times on SIGUSR1
 FIT = {"dataset": "lesson", "noise": 1.0, "points": 20, "seed": 42, "a": 1.1, "b": 1.1, "c": 1.1, "loss": "mse",
        "lr": 0.01, "momentum": 0.0, "steps": 100, "standardise": False,
        "schedule": "constant"}  # fit_quadratic's defaults: 100 SGD steps
@@ -60,14 +60,14 @@ def timed(fn, times: list):
 
 
 def serve_timed_app() -> None:
-    """Run app.py as `python app.py` does, with Classifier.predict_batch and fit_quadratic timed."""
+    """Run app.py as `python app.py` does, with Classifier.read and fit_quadratic timed."""
     import runpy
 
     from dlcourse.quadratic import api as quadratic_api
     from dlcourse.served.classifier import Classifier
 
-    times: dict[str, list] = {"predict_batch": [], "fit_quadratic": []}
-    Classifier.predict_batch = timed(Classifier.predict_batch, times["predict_batch"])
+    times: dict[str, list] = {"read": [], "fit_quadratic": []}
+    Classifier.read = timed(Classifier.read, times["read"])
     quadratic_api.fit_quadratic = timed(quadratic_api.fit_quadratic, times["fit_quadratic"])  # before the tab registers it
 
     def dump(*_) -> None:  # written whole, then named: the bench reads the file as soon as it exists
@@ -158,9 +158,9 @@ def main(argv: list[str] | None = None) -> int:
     noop = Server("no-op", [str(ROOT / "bench" / "noop_space.py")], {})
     prepare_process()  # the plain process computes as the served one does: one torch thread
     classifier = Classifier.from_file(model_file_path({}))
-    plain: dict[str, list[float]] = {"predict_batch": [], "fit_quadratic": []}
+    plain: dict[str, list[float]] = {"read": [], "fit_quadratic": []}
     image = load_image(EXAMPLE)
-    calls = {"predict_batch": lambda: classifier.predict_batch([image]), "fit_quadratic": lambda: fit_quadratic(**FIT)}
+    calls = {"read": lambda: classifier.read(image), "fit_quadratic": lambda: fit_quadratic(**FIT)}
 
     def plain_call(name: str) -> None:
         start = time.perf_counter()
@@ -183,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
                     if i >= 5:
                         latency.setdefault((server.name, endpoint), []).append((time.perf_counter() - start) * 1000)
                 if endpoint in ("classify", "fit_quadratic"):
-                    plain_call("predict_batch" if endpoint == "classify" else "fit_quadratic")
+                    plain_call("read" if endpoint == "classify" else "fit_quadratic")
         rss_after = rss_mb(real.process.pid)
         real.process.send_signal(signal.SIGUSR1)
         deadline = time.monotonic() + 10
@@ -203,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
         ratio = statistics.median(app) / statistics.median(floor)
         print(f"/{endpoint:<19}{statistics.median(app):>9.1f}{statistics.median(floor):>11.1f}{ratio:>7.2f}"
               f"{target:>7.1f}x{percentile(app, 95):>9.1f}{percentile(floor, 95):>11.1f}")
-    for name, target in (("predict_batch", 1.1), ("fit_quadratic", None)):
+    for name, target in (("read", 1.1), ("fit_quadratic", None)):
         walls, cpus = [w for w, _ in served[name][5:]], [c for _, c in served[name][5:]]  # after the warm-up rounds
         interleaved = statistics.median(plain[name][5:])
         back_to_back = statistics.median(timings_ms(calls[name], 100))
