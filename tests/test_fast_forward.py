@@ -115,6 +115,7 @@ class RunsCode:
 
 {patch}
 classifier = Classifier.loading(sys.argv[1]).result()
+{then}
 images = [load_image(path) for path in sys.argv[2:]]
 print(json.dumps({{"forward": type(classifier.forward).__name__, "classes": classifier.classes,
                   "built here": sorted(m for m in ("timm", "torchvision") if m in sys.modules),
@@ -140,8 +141,10 @@ def test_loading_serves_the_childs_export_or_loads_the_file_itself(answer, class
     torchvision; whatever the child answers instead, the server loads the file itself, runs no code from the
     answer (read weights-only), and serves the same probabilities."""
     patch, used = CHILD_ANSWERS[answer]
+    then = "import dlcourse.ui.space, dlcourse.pixels.baseline" if used else ""  # the rest of what app.py imports
     examples = sorted(EXAMPLES_DIR.glob("*.png"))[:4]
-    run = subprocess.run([sys.executable, "-c", LOADING.format(patch=patch), str(model_path), *map(str, examples)],
+    script = LOADING.format(patch=patch, then=then)
+    run = subprocess.run([sys.executable, "-c", script, str(model_path), *map(str, examples)],
                          cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]

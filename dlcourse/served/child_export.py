@@ -54,7 +54,7 @@ class ChildExport:
                     out.write(_answer(Path(path)))
                 status = 0
             except BaseException as error:  # noqa: BLE001 - the parent loads the file itself and reports
-                log.info("the model file was not exported in a child process: %s", error)
+                log.debug("the model file was not exported in a child process: %s", error)  # the parent says why
             finally:
                 os._exit(status)
         os.close(writer)
