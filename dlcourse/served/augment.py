@@ -122,7 +122,7 @@ class BrokenStrokes(InkStep):
 
 class EdgeClutter(InkStep):
     """A piece of something else touching the picture's edge, as a crop leaves of a line or a neighbour's ink: a
-    stretch of line (1-3 px thick, along the edge, 2 px in at most), or a blob cut by the edge (radius 2-5 px)."""
+    stretch of line along the edge (1-3 px thick), or a blob cut by the edge (radius 2-5 px)."""
 
     def vary(self, ink: torch.Tensor) -> torch.Tensor:
         height, width = ink.shape[-2:]
@@ -133,8 +133,7 @@ class EdgeClutter(InkStep):
         length = width if side < 2 else height
         if torch.rand(()) < 0.5:
             start = _uniform(-0.3, 0.7) * length
-            depth, thickness = _uniform(0, 2), _uniform(1, 3)
-            shape = (inward >= depth) & (inward < depth + thickness) & (along >= start) & (along < start + _uniform(0.3, 1) * length)
+            shape = (inward < _uniform(1, 3)) & (along >= start) & (along < start + _uniform(0.3, 1) * length)
         else:
             radius = _uniform(2, 5)
             centre = _uniform(0.1, 0.9) * length
