@@ -4,8 +4,8 @@
 evaluation steps the app and validation use. Defaults differ for photos and digits: photos get fastai's
 random-resized-crop and flips; digits keep their whole frame (a crop can cut a stroke off), are never
 flipped (a flipped 2 is not a 2), and get small affine moves and elastic distortion instead, the
-augmentations that suit handwriting best; their ink also varies now and then as people's pictures vary it
-(thicker or thinner strokes, greyer ink, gaps, clutter at the edge of a crop: `augment.INK_STEPS`).
+augmentations that suit handwriting best. The ink steps of `augment.INK_STEPS` (thicker or thinner strokes,
+greyer ink, gaps, clutter at the edge of a crop) are off here: docs/training.md says why.
 """
 from __future__ import annotations
 
@@ -15,8 +15,7 @@ from typing import Any
 from ..served.augment import Augment
 
 PHOTO_AUGMENT = Augment(crop_scale=(0.35, 1.0), flip=True, rotate=10, translate=0, zoom=0, shear=0, elastic=0)
-DIGIT_AUGMENT = Augment(crop_scale=None, flip=False, rotate=10, translate=0.1, zoom=0.1, shear=10, elastic=34,
-                        stroke_width=0.25, fade=0.15, broken_strokes=0.1, edge_clutter=0.1)
+DIGIT_AUGMENT = Augment(crop_scale=None, flip=False, rotate=10, translate=0.1, zoom=0.1, shear=10, elastic=34)
 
 
 def default_augment(preprocessing: str, **overrides: Any) -> Augment:
