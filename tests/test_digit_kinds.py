@@ -68,7 +68,7 @@ def test_tight_crops_read_as_well_as_with_their_margin_in_both_polarities(client
 def test_another_data_sets_digits_are_read_as_they_come(client, saved):
     cases = sklearn_cases(12, SEED, held_out=False)  # scikit-learn's 8x8 digits and x4, both polarities
     right = sum(classify(client, saved(case, n))["label"] == str(case.label) for n, case in enumerate(cases))
-    assert right >= 0.85 * len(cases), right  # the same digits with MNIST's margin: about 95% (docs/digits.md)
+    assert right >= 0.9 * len(cases), right  # 78 of 80 on the development part; with MNIST's margin 76 (docs/digits.md)
 
 
 @pytest.mark.parametrize("kind", ONE_DIGIT_KINDS)
@@ -77,9 +77,8 @@ def test_each_photo_kind_is_read_through_the_api(client, test_digits, saved, kin
     cases = photo_cases(images, labels, 4, SEED, held_out=False, kinds=[kind])
     answers = [classify(client, saved(case, n)) for n, case in enumerate(cases)]
     misread = [(case.label, answer["label"]) for case, answer in zip(cases, answers) if answer["label"] != str(case.label)]
-    # photos cropped to the ink on every edge are read 75-82% of the time on the development part (issue 23's
-    # 95% not met, docs/digits.md): here at least half; every other kind at least 3 of 4
-    assert len(misread) <= (2 if kind == "crop to the ink, every edge" else 1), (kind, misread)
+    # each kind is read 80-95% of the time on the development part (docs/digits.md): here at least 3 of 4
+    assert len(misread) <= 1, (kind, misread)
     noted = [answer for answer in answers if answer.get("note") and "unsure" not in answer["note"]]
     assert len(noted) <= 1, (kind, noted)  # one digit is seldom taken for several (1-3 in 20 on the development part)
 
@@ -88,8 +87,8 @@ def test_two_digits_are_read_as_the_larger_one_with_a_note(client, test_digits, 
     images, labels = test_digits
     cases = photo_cases(images, labels, 4, SEED, held_out=False, kinds=["two digits on a sticky note"])
     answers = [classify(client, saved(case, n)) for n, case in enumerate(cases)]
-    # the larger digit is read 75-78% of the time on the development part (docs/digits.md); the note nearly always
-    assert sum(answer["label"] == str(case.label) for case, answer in zip(cases, answers)) >= 2, answers
+    # the larger digit is read 75% of the time on the development part, the note given 16 times in 20 (docs/digits.md)
+    assert sum(answer["label"] == str(case.label) for case, answer in zip(cases, answers)) >= 3, answers
     assert sum("2 digits found" in (answer.get("note") or "") for answer in answers) >= 2, answers
 
 
@@ -99,12 +98,11 @@ def test_a_page_of_text_and_a_cat_get_no_confident_digit(client, test_digits, sa
     confident = []
     for n, case in enumerate(cases):
         answer = classify(client, saved(case, n))
-        confidences = answer.get("confidences") or []
-        said = answer["note"] and (answer["label"] in (None, NO_DIGIT) or confidences[0]["confidence"] < 0.5
+        said = answer["note"] and (answer["label"] in (None, NO_DIGIT) or "unsure" in answer["note"]
                                    or "No single digit" in answer["note"])
         if not said:  # a note in the API answer itself, and no confident digit
             confident.append((case.kind, answer))
-    assert len(confident) <= 1, confident  # 90-95% of such pictures on the development part (docs/digits.md)
+    assert len(confident) <= 2, confident  # 70-100% of such pictures on the development part (docs/digits.md)
 
 
 def test_the_api_answer_of_a_clear_digit_has_no_note(client, test_digits, tmp_path):
