@@ -103,6 +103,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     a.add_argument("--elastic", type=float,
                    help="elastic distortion strength, alpha at 28 px, scaled with the size (default: 0 photos, "
                         "34 digits, as Simard et al. for MNIST); applied to half the images")
+    a.add_argument("--ink", type=float, nargs=4, metavar=("STROKE_WIDTH", "FADE", "BROKEN_STROKES", "EDGE_CLUTTER"),
+                   help="how often a digit's ink varies as people's pictures vary it, before the steps above: strokes "
+                        "a pixel wider or narrower, greyer ink, gaps in the strokes, clutter at the picture's edge "
+                        "(default: 0 0 0 0; docs/training.md)")
 
     o = p.add_argument_group("output, checkpoints and resuming")
     o.add_argument("--out", default="model/model.pkl", help="the model file to write (default %(default)s)")
@@ -193,6 +197,7 @@ def train(args: argparse.Namespace, procs) -> None:
     augment = default_augment(
         data.preprocessing, crop_scale=crop_scale, flip=args.flip, rotate=args.rotate,
         translate=args.translate, zoom=args.zoom, shear=args.shear, elastic=args.elastic,
+        **dict(zip(("stroke_width", "fade", "broken_strokes", "edge_clutter"), args.ink or ())),
     )
     recipe = Recipe(
         epochs=args.epochs,

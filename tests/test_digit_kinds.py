@@ -18,7 +18,8 @@ from playwright.sync_api import expect
 from test_browser import browser, open_page, upload  # noqa: F401 (browser: the fixture)
 
 from dlcourse.mnist import load_split
-from dlcourse.served.images import MAX_DIGITS, NO_DIGIT, find_digit
+from dlcourse.served.classifier import UNSURE_UNEVEN, _reading
+from dlcourse.served.images import DIGIT_DECODE_SIDE, MAX_DIGITS, NO_DIGIT, FoundDigit, find_digit, load_image
 from support import phone_photos
 from support.digit_sources import mnist_cropped, photo_cases, sklearn_cases
 
@@ -67,7 +68,7 @@ def test_tight_crops_read_as_well_as_with_their_margin_in_both_polarities(client
 def test_another_data_sets_digits_are_read_as_they_come(client, saved):
     cases = sklearn_cases(12, SEED, held_out=False)  # scikit-learn's 8x8 digits and x4, both polarities
     right = sum(classify(client, saved(case, n))["label"] == str(case.label) for n, case in enumerate(cases))
-    assert right >= 0.85 * len(cases), right  # the same digits with MNIST's margin: about 95% (docs/digits.md)
+    assert right >= 0.9 * len(cases), right  # 78 of 80 on the development part; with MNIST's margin 76 (docs/digits.md)
 
 
 @pytest.mark.parametrize("kind", ONE_DIGIT_KINDS)
@@ -76,9 +77,8 @@ def test_each_photo_kind_is_read_through_the_api(client, test_digits, saved, kin
     cases = photo_cases(images, labels, 4, SEED, held_out=False, kinds=[kind])
     answers = [classify(client, saved(case, n)) for n, case in enumerate(cases)]
     misread = [(case.label, answer["label"]) for case, answer in zip(cases, answers) if answer["label"] != str(case.label)]
-    # photos cropped to the ink on every edge are read 75-82% of the time on the development part (issue 23's
-    # 95% not met, docs/digits.md): here at least half; every other kind at least 3 of 4
-    assert len(misread) <= (2 if kind == "crop to the ink, every edge" else 1), (kind, misread)
+    # each kind is read 80-95% of the time on the development part (docs/digits.md): here at least 3 of 4
+    assert len(misread) <= 1, (kind, misread)
     noted = [answer for answer in answers if answer.get("note") and "unsure" not in answer["note"]]
     assert len(noted) <= 1, (kind, noted)  # one digit is seldom taken for several (1-3 in 20 on the development part)
 
@@ -87,8 +87,8 @@ def test_two_digits_are_read_as_the_larger_one_with_a_note(client, test_digits, 
     images, labels = test_digits
     cases = photo_cases(images, labels, 4, SEED, held_out=False, kinds=["two digits on a sticky note"])
     answers = [classify(client, saved(case, n)) for n, case in enumerate(cases)]
-    # the larger digit is read 75-78% of the time on the development part (docs/digits.md); the note nearly always
-    assert sum(answer["label"] == str(case.label) for case, answer in zip(cases, answers)) >= 2, answers
+    # the larger digit is read 75% of the time on the development part, the note given 16 times in 20 (docs/digits.md)
+    assert sum(answer["label"] == str(case.label) for case, answer in zip(cases, answers)) >= 3, answers
     assert sum("2 digits found" in (answer.get("note") or "") for answer in answers) >= 2, answers
 
 
@@ -98,12 +98,11 @@ def test_a_page_of_text_and_a_cat_get_no_confident_digit(client, test_digits, sa
     confident = []
     for n, case in enumerate(cases):
         answer = classify(client, saved(case, n))
-        confidences = answer.get("confidences") or []
-        said = answer["note"] and (answer["label"] in (None, NO_DIGIT) or confidences[0]["confidence"] < 0.5
+        said = answer["note"] and (answer["label"] in (None, NO_DIGIT) or "unsure" in answer["note"]
                                    or "No single digit" in answer["note"])
         if not said:  # a note in the API answer itself, and no confident digit
             confident.append((case.kind, answer))
-    assert len(confident) <= 1, confident  # 90-95% of such pictures on the development part (docs/digits.md)
+    assert len(confident) <= 2, confident  # 70-100% of such pictures on the development part (docs/digits.md)
 
 
 def test_the_api_answer_of_a_clear_digit_has_no_note(client, test_digits, tmp_path):
@@ -142,6 +141,45 @@ def test_a_solid_shape_is_no_digit(test_digits):
     blob.paste((30, 30, 30), (90, 80, 210, 220))  # a dark solid block on paper
     found = find_digit(blob)
     assert found.marks == 0 and not found.is_digit and found.note.startswith("No digit found")
+
+
+def test_a_mark_much_wider_than_tall_is_no_digit():
+    rng = np.random.default_rng(0)
+    photo = np.clip(205 + 25 * np.linspace(0, 1, 300)[:, None, None] + rng.normal(0, 5, (300, 300, 3)), 0, 255)
+    for page in (Image.new("RGB", (300, 300), "white"), Image.fromarray(photo.astype(np.uint8))):  # a scan, a photo
+        page.paste((30, 30, 30), (60, 140, 240, 152))  # a dash, 15 times wider than tall
+        found = find_digit(page)
+        assert found.marks == 0 and found.note.startswith("No digit found")
+        page.paste((30, 30, 30), (144, 60, 156, 240))  # the same turned upright: a 1
+        assert find_digit(page).marks == 1
+
+
+def test_a_thin_1_cropped_tight_in_a_photo_is_read(test_digits, classifier):
+    """Its paper shows only in a sliver beside the stroke: the wider second look, for a digit filling the picture,
+    finds nothing there, and the first look's digit stands (it was refused). The development part's 12th photo
+    of its kind, 23x247 pixels."""
+    images, labels = test_digits
+    case = photo_cases(images, labels, 20, 0, held_out=False, kinds=["crop to the ink, every edge"])[12]
+    picture = load_image(case.picture, DIGIT_DECODE_SIDE)
+    assert case.label == 1 and picture.size == (23, 247)
+    assert classifier.read(picture).label == "1"
+
+
+def test_strokes_of_uneven_width_need_a_surer_model(test_digits, saved):
+    images, labels = test_digits
+    cats = photo_cases(images, labels, 6, SEED, held_out=False, kinds=["cat photo"])
+    sheets = photo_cases(images, labels, 6, SEED, held_out=False, kinds=["sheet on a light desk"])
+    # on the development part: 18 cats in 20 have uneven strokes, no sheet on a desk (docs/digits.md)
+    assert sum(find_digit(load_image(case.picture, DIGIT_DECODE_SIDE)).uneven_strokes for case in cats) >= 4
+    assert not any(find_digit(load_image(case.picture, DIGIT_DECODE_SIDE)).uneven_strokes for case in sheets)
+    digit = np.zeros((28, 28), np.uint8)
+    fairly_sure = {"3": 0.8, "8": 0.2}
+    uneven, even = FoundDigit(digit, 1, unevenness=0.7), FoundDigit(digit, 1, unevenness=0.2)
+    assert _reading(fairly_sure, uneven).note == ("The model is unsure: its best guess, 3, has 80%, and the strokes "
+                                                  "vary in width as no pen's do.")
+    assert _reading(fairly_sure, even).note is None
+    assert _reading({"3": UNSURE_UNEVEN, "8": 1 - UNSURE_UNEVEN}, uneven).note is None
+    assert _reading({"3": 0.4, "8": 0.35}, uneven).note == "The model is unsure: its best guess, 3, has 40%."
 
 
 def test_pixel_similarity_says_the_same_as_classify(client, test_digits, tmp_path):

@@ -1,6 +1,8 @@
 """The pieces of the training recipe, in process: transforms, augmentations, freezing, the split, the learner's figures."""
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 from torchvision.transforms import v2
@@ -9,7 +11,8 @@ from torchvision.transforms.v2 import functional as F
 from dlcourse.served.modelfile import ModelInfo, save_model_file
 
 from dlcourse.served.loading import load_model_file
-from dlcourse.served.augment import Augment
+from dlcourse.mnist import load_split
+from dlcourse.served.augment import INK_STEPS, Augment, BrokenStrokes, EdgeClutter, Fade, StrokeWidth
 from dlcourse.served.preprocess import FastaiBatchResize, NetworkInput, ResizeCrop, create_transform
 from dlcourse.training.data import ImageArrays, random_split
 from dlcourse.training.distributed import start
@@ -109,6 +112,77 @@ def test_model_files_store_the_augmentations_as_the_same_plain_dict(tmp_path):
                      augment=DIGIT_AUGMENT.as_dict())
     path = save_model_file(tmp_path / "model.pkl", create_model("test_resnet", 2, 1, pretrained=False).state_dict(), info)
     assert load_model_file(path)[0].augment == stored
+
+
+@pytest.fixture(scope="module")
+def mnist_digit(mnist_dir) -> torch.Tensor:
+    """A real MNIST test digit (a 7), (1, 28, 28) uint8, white on black."""
+    return torch.from_numpy(load_split(mnist_dir, "test")[0][0].copy()).unsqueeze(0)
+
+
+def draws(step: torch.nn.Module, digit: torch.Tensor, count: int = 40) -> list[torch.Tensor]:
+    torch.manual_seed(0)
+    return [step(digit) for _ in range(count)]
+
+
+def test_stroke_width_makes_strokes_wider_or_narrower(mnist_digit):
+    ink = mnist_digit > 0
+    wider = narrower = 0
+    for out in draws(StrokeWidth(1.0), mnist_digit):
+        assert out.shape == mnist_digit.shape and out.dtype == torch.uint8
+        if (out > 0).sum() > ink.sum():
+            assert (out >= mnist_digit).all()  # a dilation keeps every stroke and adds around it
+            wider += 1
+        else:
+            assert not (out > 0)[~ink].any() and (out > 0).sum() < 0.9 * ink.sum()  # an erosion takes from the strokes
+            narrower += 1
+    assert wider >= 10 and narrower >= 10
+
+
+def test_fade_greys_the_ink_where_it_was(mnist_digit):
+    for out in draws(Fade(1.0), mnist_digit):
+        assert (out <= mnist_digit).all() and (out[mnist_digit > 100] > 0).all()  # the same strokes, greyer
+        assert 0.3 * 255 <= out.max() <= 0.8 * 255
+
+
+def test_broken_strokes_take_grains_out_of_the_ink_and_add_none(mnist_digit):
+    ink = (mnist_digit > 0).sum().item()
+    for out in draws(BrokenStrokes(1.0), mnist_digit):
+        assert (out <= mnist_digit).all()
+        assert 0.03 * ink <= ink - (out > 0).sum().item() <= 0.5 * ink
+
+
+def test_edge_clutter_adds_ink_at_the_edge_and_keeps_the_digit(mnist_digit):
+    inner = torch.zeros(28, 28, dtype=torch.bool)
+    inner[5:-5, 5:-5] = True
+    sides = set()
+    for out in draws(EdgeClutter(1.0), mnist_digit):
+        added = (out > mnist_digit)[0]
+        assert (out >= mnist_digit).all() and added.any() and not added[inner].any()
+        edges = {"top": added[0].any(), "bottom": added[-1].any(), "left": added[:, 0].any(), "right": added[:, -1].any()}
+        assert any(edges.values())  # it touches the picture's edge
+        sides |= {side for side, touches in edges.items() if touches}
+    assert sides == {"top", "bottom", "left", "right"}
+
+
+@pytest.mark.parametrize("step", INK_STEPS.values())
+def test_ink_steps_happen_with_their_probability_and_repeat_with_the_seed(step, mnist_digit):
+    changed = sum(not torch.equal(out, mnist_digit) for out in draws(step(0.25), mnist_digit, 400))
+    assert 60 <= changed <= 140
+    assert all(torch.equal(a, b) for a, b in zip(draws(step(1.0), mnist_digit), draws(step(1.0), mnist_digit)))
+    assert torch.equal(step(0.0)(mnist_digit), mnist_digit)
+
+
+def test_ink_steps_are_off_unless_an_augment_sets_them_and_then_vary_the_digit_before_sizing():
+    """Models trained without them, and their model files, are trained and stored as they were."""
+    assert all(getattr(augment, name) == 0 for augment in (NO_RANDOM_STEPS, PHOTO_AUGMENT, DIGIT_AUGMENT) for name in INK_STEPS)
+    assert not set(INK_STEPS) & set(DIGIT_AUGMENT.as_dict())
+    with_ink = replace(DIGIT_AUGMENT, stroke_width=0.25, fade=0.15, broken_strokes=0.1, edge_clutter=0.1)
+    assert with_ink.as_dict() == DIGIT_AUGMENT.as_dict() | {"stroke_width": 0.25, "fade": 0.15, "broken_strokes": 0.1,
+                                                            "edge_clutter": 0.1}
+    kinds = [type(step) for step in create_transform(DIGIT_META, with_ink)]
+    assert kinds == [StrokeWidth, Fade, BrokenStrokes, EdgeClutter,  # on the 28 px digit, before sizing
+                     ResizeCrop, v2.RandomAffine, v2.RandomApply, NetworkInput]
 
 
 def test_augment_overrides():

@@ -20,6 +20,7 @@ from .preprocess import create_transform, image_to_uint8_tensor
 log = logging.getLogger(__name__)
 
 UNSURE = 0.5  # a top probability under this is no confident reading: the answer says so
+UNSURE_UNEVEN = 0.85  # ... and under this, when the strokes vary in width as no pen's do (fur, a landscape)
 
 
 @dataclass(frozen=True)
@@ -142,8 +143,10 @@ def _reading(probabilities: dict[str, float], found: FoundDigit | None) -> Readi
     if found is not None and not found.is_digit:
         return Reading(NO_DIGIT, {}, note)
     label, top = next(iter(probabilities.items()))
-    if top < UNSURE:
-        unsure = f"The model is unsure: its best guess, {label}, has {top:.0%}."
+    uneven = found is not None and found.uneven_strokes
+    if top < UNSURE or (uneven and top < UNSURE_UNEVEN):
+        why = ", and the strokes vary in width as no pen's do" if top >= UNSURE else ""
+        unsure = f"The model is unsure: its best guess, {label}, has {top:.0%}{why}."
         note = f"{note} {unsure}" if note else unsure
     return Reading(str(label), probabilities, note)
 

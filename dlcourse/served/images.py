@@ -48,6 +48,8 @@ OVERLAP = 0.3  # ... unless it shares this share of its width with another mark'
 MAX_DIGITS = 4  # more marks side by side than this is text or a texture, not a number
 TEXT_PIECES = 200  # a mark made of more separate pieces of ink than this is text (a grainy chalk digit: up to 130)
 BLOB = 0.4  # a mark whose stroke width is above this share of its size is a solid shape, not written strokes
+WIDE = 2  # a mark more than this many times wider than tall is no digit (a rule, a horizon, a shelf's edge)
+UNEVEN_STROKES = 0.5  # strokes whose widths spread more than this (`_stroke_unevenness`) are no pen's: fur, foliage
 DIGIT_WINDOW = 0.45  # the paper is measured over at least this share of the digit's size (a marker's stroke is 0.3)
 SHEET_BORDER = 0.25  # a bright region touching less than this share of the picture's border is a sheet in view
 MIN_SHEET = 0.04  # ... when it covers at least this share of the picture
@@ -167,6 +169,7 @@ class FoundDigit:
 
     pixels: np.ndarray  # uint8 (28, 28), white ink on black, scaled into 20x20, centred by mass
     marks: int  # digit-like marks found: 1; several (the most prominent is in `pixels`); 0: nothing digit-like
+    unevenness: float = 0.0  # how much the digit's stroke widths vary (`_stroke_unevenness`); photos only
 
     @property
     def note(self) -> str | None:
@@ -178,6 +181,12 @@ class FoundDigit:
         if self.marks > 1:
             return f"{self.marks} digits found; the most prominent one is read."
         return None
+
+    @property
+    def uneven_strokes(self) -> bool:
+        """Whether the strokes vary in width more than a pen's do (a cat's fur, a landscape): a reading needs more
+        certainty then."""
+        return self.unevenness > UNEVEN_STROKES
 
     @property
     def is_digit(self) -> bool:
@@ -211,10 +220,10 @@ def find_digit(image: Image.Image) -> FoundDigit:
     if paper is not None:
         ink, marks = _flat_ink(value, paper)
         return FoundDigit(_centred(ink), marks)
-    ink, box, marks = _photo_ink(working, gray)
+    ink, box, marks, unevenness = _photo_ink(working, gray)
     if scale > 1.5 and max(box[2] - box[0], box[3] - box[1]) < SMALL_DIGIT and marks == 1:
         ink = _closer_look(image, box, scale)  # a small digit in a big photo: read it at full detail
-    return FoundDigit(_centred(ink), marks)
+    return FoundDigit(_centred(ink), marks, unevenness)
 
 
 def _reduced(image: Image.Image, side: int) -> tuple[Image.Image, float]:
@@ -273,8 +282,8 @@ def _marks(pieces: list, mass: np.ndarray, main: int, candidates: list[int], sol
     A mark is a piece with at least SIGNIFICANT of the main piece's ink and at least TALL of its height,
     with the other such pieces above or below it (a 5's bar, a 4 in two strokes): marks side by side are
     separate digits. 0 when the main mark is no digit's shape: a solid blob (stroke width over size above
-    BLOB: a face, a hill) rather than strokes; the count of its pieces when it is made of more than
-    TEXT_PIECES (printed text)."""
+    BLOB: a face, a hill) rather than strokes, or more than WIDE times wider than tall; the count of its pieces
+    when it is made of more than TEXT_PIECES (printed text)."""
     def height(index: int) -> int:
         return pieces[index][0].stop - pieces[index][0].start
 
@@ -303,12 +312,15 @@ def _marks(pieces: list, mass: np.ndarray, main: int, candidates: list[int], sol
     others = {i for group in groups if main not in group for i in group}
     small = [i for i in candidates if i not in big and i not in others
              and pieces[i][1].start < cols.stop and pieces[i][1].stop > cols.start]
+    mark_height = max(pieces[i][0].stop for i in mine + small) - min(pieces[i][0].start for i in mine + small)
+    if cols.stop - cols.start > WIDE * mark_height:  # with the dots and dashes over or under it (a broken 6)
+        return 0, mine + small
     return len(groups), mine + small
 
 
-def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int], int]:
+def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tuple[int, int, int, int], int, float]:
     """The digit's ink in a photo of a page (and its grey levels, 0..1), cropped to it, where it was (x0, y0, x1, y1),
-    and how many digit-like marks the photo holds (`_marks`).
+    how many digit-like marks the photo holds (`_marks`) and how much its stroke widths vary (`_stroke_unevenness`).
 
     1. Where the paper is: a sheet, card or sticky note wholly in view on a desk is found as a region
        (`_sheet`), and what lies around it counts as paper, not ink; the ink is read in the colour channel
@@ -317,7 +329,9 @@ def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tupl
        thinner than the window vanish, shadows and the sheet's edge stay), so lighting and shadows
        divide out. The window is wider than the strokes found: a first look with a window of
        BACKGROUND_WINDOW of the picture, again with a wider one when the strokes found are wide for it
-       (a marker, a digit filling the picture). The ink channel is used (`_ink_channel`).
+       (a marker, a digit filling the picture); when that wider look finds nothing (a thin 1 filling the picture,
+       whose paper the wide closing no longer tells from its ink), the first look stands. The ink channel is used
+       (`_ink_channel`).
     3. Threshold, then connected pieces of ink (`_digit_pieces`).
     """
     sheet = _sheet(picture)
@@ -333,16 +347,21 @@ def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tupl
     found = _digit_pieces(value, window)
     digit_size = max(found[1][2] - found[1][0], found[1][3] - found[1][1])
     if DIGIT_WINDOW * digit_size > window:
-        found = _digit_pieces(value, DIGIT_WINDOW * digit_size)
-    return _thinned(found[0]), found[1], found[2]
+        try:
+            found = _digit_pieces(value, DIGIT_WINDOW * digit_size)
+        except EmptyDrawing:
+            pass
+    ink, box, marks, unevenness = found
+    return _thinned(ink), box, marks, unevenness
 
 
-def _digit_pieces(value: np.ndarray, window: float) -> tuple[np.ndarray, tuple[int, int, int, int], int]:
+def _digit_pieces(value: np.ndarray, window: float) -> tuple[np.ndarray, tuple[int, int, int, int], int, float]:
     """Ink darkness against a paper brightness measured with a closing `window` pixels wide, thresholded
     into connected pieces: pieces touching the picture's edge (the desk, lines running off the page, the
     edge of a shadow) are not the digit; the heaviest other piece is, with the pieces close to it (a digit
     written in two strokes); far-away dots and specks are dropped. The digit may touch the edge itself
-    (a tight crop): then so may its other pieces. Several digits side by side: the most prominent one."""
+    (a tight crop): then so may its other pieces. Several digits side by side: the most prominent one.
+    Also how much the kept strokes' widths vary (`_stroke_unevenness`)."""
     paper = _paper_brightness(value, window)
     # relative to the paper nearby, but not to a dark desk's texture: at most DARK_PAPER times the page
     page = float(np.percentile(paper[::4, ::4], 90))
@@ -392,7 +411,8 @@ def _digit_pieces(value: np.ndarray, window: float) -> tuple[np.ndarray, tuple[i
     low = typical + (threshold - typical) / 2
     full = float(np.percentile(darkness[pieces[main]][labels[pieces[main]] == main + 1], 90))
     ink = np.clip((darkness[crop] - low) / max(full - low, 1e-3), 0, 1) * digit
-    return ink.astype(np.float32), box, marks
+    unevenness = _stroke_unevenness(is_kept[labels[crop]] & (darkness[crop] > threshold))
+    return ink.astype(np.float32), box, marks, unevenness
 
 
 def _sheet(picture: Image.Image) -> tuple[np.ndarray, int] | None:
@@ -452,6 +472,15 @@ def _stroke_width(solid: np.ndarray) -> float:
     """Stroke width of a mask of ink: twice its area over its outline."""
     outline = int(solid.sum() - ndimage.binary_erosion(solid).sum())
     return 2 * float(solid.sum()) / max(outline, 1)
+
+
+def _stroke_unevenness(solid: np.ndarray) -> float:
+    """How much the stroke widths of a mask of ink vary: the spread (standard deviation over mean) of the widths
+    along the strokes' middles (twice the distance to the paper where it peaks across a stroke). A pen's strokes
+    are even: well under UNEVEN_STROKES; the dark blotches of fur or foliage are not."""
+    distance = ndimage.distance_transform_edt(solid)
+    middles = distance[(distance > 0) & (distance >= ndimage.maximum_filter(distance, size=3))]
+    return float(middles.std() / middles.mean()) if middles.size else 0.0
 
 
 def _ink_channel(picture: Image.Image, light_paper: bool) -> np.ndarray:

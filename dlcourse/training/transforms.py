@@ -4,7 +4,8 @@
 evaluation steps the app and validation use. Defaults differ for photos and digits: photos get fastai's
 random-resized-crop and flips; digits keep their whole frame (a crop can cut a stroke off), are never
 flipped (a flipped 2 is not a 2), and get small affine moves and elastic distortion instead, the
-augmentations that suit handwriting best.
+augmentations that suit handwriting best. The ink steps of `augment.INK_STEPS` (thicker or thinner strokes,
+greyer ink, gaps, clutter at the edge of a crop) are off here: docs/training.md says why.
 """
 from __future__ import annotations
 
