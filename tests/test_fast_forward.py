@@ -123,6 +123,8 @@ print(json.dumps({{"forward": type(classifier.forward).__name__, "classes": clas
 """
 CHILD_ANSWERS = {  # what the forked child sends back -> whether this process used it
     "its export": ("", True),
+    "its export, forked after torch ran in parallel here": (
+        "torch.set_num_threads(2); torch.nn.functional.conv2d(torch.randn(4, 3, 96, 96), torch.randn(16, 3, 3, 3))", True),
     "nothing: it failed": ("child_export._answer = lambda path: 1 / 0", False),
     "code to run": ("child_export._answer = lambda path: pickle.dumps(RunsCode())", False),
     "probabilities ONNX Runtime does not match": (

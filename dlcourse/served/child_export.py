@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import signal
 import sys
 import threading
 from pathlib import Path
@@ -23,6 +24,9 @@ from .loading import load_model_file
 from .modelfile import ModelInfo, build_model
 
 log = logging.getLogger(__name__)
+
+GIVE_UP_SECONDS = 300  # a child still busy after this is stopped, and the file loaded in process (a big network
+# exports in well under a minute here)
 
 
 class ChildExport:
@@ -50,6 +54,9 @@ class ChildExport:
             os.close(reader)
             status = 1
             try:
+                # One thread: a parent that has already run torch ops in parallel leaves OpenMP's worker threads
+                # behind in the fork, and a parallel region in the child would wait for them for ever.
+                torch.set_num_threads(1)
                 with os.fdopen(writer, "wb") as out:
                     out.write(_answer(Path(path)))
                 status = 0
@@ -66,7 +73,10 @@ class ChildExport:
                 self.received += chunk
 
     def answer(self) -> tuple[ModelInfo, Exported] | None:
-        self.reading.join()
+        self.reading.join(GIVE_UP_SECONDS)
+        if self.reading.is_alive():
+            log.info("the child process exporting %s gave no answer in %d s: stopped", self.path, GIVE_UP_SECONDS)
+            os.kill(self.pid, signal.SIGKILL)
         _, status = os.waitpid(self.pid, 0)  # reaped: its CPU time counts as the server's
         if status != 0 or not self.received:
             return None
