@@ -158,6 +158,7 @@ def train(args: argparse.Namespace, procs) -> None:
     # Imported here so that `train.py --help` answers at once.
     from dlcourse.clean.items import cleaner_command
     from dlcourse.hub.model_repo import hub_token, push_to_hub
+    from dlcourse.served.augment import INK_STEPS
     from dlcourse.served.modelfile import ModelInfo, save_model_file
     from dlcourse.served.preprocess import create_transform
     from dlcourse.training import checkpoint, distributed, insight
@@ -197,7 +198,7 @@ def train(args: argparse.Namespace, procs) -> None:
     augment = default_augment(
         data.preprocessing, crop_scale=crop_scale, flip=args.flip, rotate=args.rotate,
         translate=args.translate, zoom=args.zoom, shear=args.shear, elastic=args.elastic,
-        **dict(zip(("stroke_width", "fade", "broken_strokes", "edge_clutter"), args.ink or ())),
+        **dict(zip(INK_STEPS, args.ink or ())),
     )
     recipe = Recipe(
         epochs=args.epochs,

@@ -29,7 +29,7 @@ class Augment:
     zoom: float  # scale by 1 +- zoom
     shear: float  # up to this many degrees
     elastic: float  # elastic distortion strength (alpha at 28 px); 0 = off
-    # How often a digit's ink is varied as people's pens, scans and crops vary it (`InkSteps`), before the steps above:
+    # How often a digit's ink is varied as people's pens, scans and crops vary it (`INK_STEPS`), before the steps above:
     stroke_width: float = 0  # strokes dilated or eroded by a pixel (a thick marker, a thin pen)
     fade: float = 0  # the ink greyer (pencil, a faded scan)
     broken_strokes: float = 0  # small gaps in the strokes (grainy chalk or pencil)
