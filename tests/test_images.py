@@ -78,6 +78,18 @@ def test_exif_orientation_is_honoured(test_digits):
     assert np.abs(to_mnist_digit(decoded).astype(int) - to_mnist_digit(upright)).mean() < 15
 
 
+def test_a_callers_own_picture_is_turned_upright_in_a_copy(test_digits):
+    """Decoded files are turned in place (no copy); a picture the caller passes stays as the caller has it."""
+    images, _ = test_digits
+    stored = Image.fromarray(255 - images[0]).resize((84, 42)).convert("RGB")
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    opened = Image.open(io.BytesIO(png_bytes(stored, format="JPEG", exif=exif, quality=95)))
+    decoded = load_image(opened)
+    assert decoded.size == (42, 84) and opened.size == (84, 42) and opened.getexif()[0x0112] == 6
+    assert load_image(png_bytes(stored, format="JPEG", exif=exif, quality=95)).size == (42, 84)
+
+
 def test_empty_drawing_says_so():
     with pytest.raises(EmptyDrawing, match="empty"):
         to_mnist_digit(Image.new("RGB", (280, 280), "white"))

@@ -84,7 +84,10 @@ def load_image(source: str | os.PathLike | bytes | Image.Image | np.ndarray, at_
     frames = getattr(image, "n_frames", 1)
     if frames > 1:
         raise BadInput(f"This is an animation of {frames} frames; please upload a single still image.")
-    image = ImageOps.exif_transpose(image)
+    if image is source:  # the caller's own picture stays as it was
+        image = ImageOps.exif_transpose(image)
+    else:  # in place: otherwise it copies even an upright picture (a 2 MP photo: ~4 ms)
+        ImageOps.exif_transpose(image, in_place=True)
     return _to_rgb(image)
 
 
@@ -156,7 +159,7 @@ def _to_rgb(image: Image.Image) -> Image.Image:
         image = image.convert("RGBA")
         paper = Image.new("RGBA", image.size, (255, 255, 255, 255))
         image = Image.alpha_composite(paper, image)
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")  # convert copies even an RGB image
 
 
 def _border(gray: np.ndarray) -> np.ndarray:

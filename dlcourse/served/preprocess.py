@@ -123,9 +123,10 @@ def image_to_uint8_tensor(image: Image.Image, info: ModelInfo) -> torch.Tensor:
     """The model's view of a decoded RGB image: an MNIST-style digit or the photo (fastai's: resized already)."""
     if info.preprocessing == "mnist":
         return torch.from_numpy(to_mnist_digit(image)).unsqueeze(0)
+    image = image if image.mode == "RGB" else image.convert("RGB")  # convert copies even an RGB image
     if info.resize != "resize-crop":
-        image = fastai_resize(image.convert("RGB"), info)
-    return torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1).contiguous()
+        image = fastai_resize(image, info)
+    return torch.from_numpy(np.array(image)).permute(2, 0, 1).contiguous()
 
 
 PIL_RESAMPLES = {"nearest": Image.Resampling.NEAREST, "bilinear": Image.Resampling.BILINEAR,
@@ -158,11 +159,12 @@ def _crop_pad(image: Image.Image, box: tuple[int, int], corner: tuple[int, int],
     """fastai's Image._do_crop_pad: crop to `box` at `corner`, pad what lies outside, then resize."""
     size = image.size
     ends = (corner[0] + box[0], corner[1] + box[1])
-    if any(c >= 0 for c in corner) or any(e <= s for e, s in zip(ends, size)):
+    whole = corner == (0, 0) and ends == size  # cropping it would copy the same pixels
+    if not whole and (any(c >= 0 for c in corner) or any(e <= s for e, s in zip(ends, size))):
         image = image.crop((max(corner[0], 0), max(corner[1], 0), min(ends[0], size[0]), min(ends[1], size[1])))
-    if any(c < 0 for c in corner) or any(e >= s for e, s in zip(ends, size)):
-        before = [max(-c, 0) for c in corner]
-        after = [max(e - s, 0) for e, s in zip(ends, size)]
+    before = [max(-c, 0) for c in corner]
+    after = [max(e - s, 0) for e, s in zip(ends, size)]
+    if any(before) or any(after):  # fastai also pads by nothing when the box meets an edge: the same pixels
         pixels = np.asarray(image)
         widths = ((before[1], after[1]), (before[0], after[0])) + ((0, 0),) * (pixels.ndim - 2)
         image = Image.fromarray(np.pad(pixels, widths, mode=NUMPY_PAD_MODES[pad_mode]))
