@@ -18,7 +18,7 @@ and measures for each: start-up (process start to its first answer), one client'
 requests, resident memory after those (warm), --clients clients' requests/s and p50/p95 over --clients x
 --requests, memory at the end. Every request is what a browser makes: upload the photo, POST the call, read
 its event stream to `complete`. Then the limit: bare forward passes of the export's network (batch 1, eager
-PyTorch and the served forward pass, the faster counts) on one thread per core, no server, images per second.
+PyTorch and ONNX Runtime on one thread each, the faster counts) on one thread per core, no server, images per second.
 Prints medians over the rounds and the per-round ratios ours / course, and the largest difference between
 the two apps' probabilities for the same photo. --compare-with DIR adds a fourth app, DIR's app.py on the
 export (another checkout of this project, e.g. `git worktree add DIR main`): a change measured as an A/B ratio.
@@ -225,11 +225,12 @@ def many_clients(url: str, endpoint: str, photos: list[Path], clients: int, requ
 
 
 def forward_limit(model: Path, photos: list[Path], seconds: float) -> tuple[str, float, float]:
-    """(which forward, images/s, CPU ms an image): the faster of eager PyTorch and the served forward pass,
-    batch 1, one thread per core, each with one torch / ONNX Runtime thread, for `seconds` each; no server."""
+    """(which forward, images/s, CPU ms an image): the faster of eager PyTorch and ONNX Runtime (the served
+    graph), batch 1, one thread per core, each with one torch / ONNX Runtime thread, for `seconds` each; no server."""
     import torch
 
     from dlcourse.served.classifier import Classifier
+    from dlcourse.served.fast_forward import OnnxForward
     from dlcourse.served.images import load_image
     from dlcourse.served.loading import load_model_file
     from dlcourse.served.modelfile import build_model
@@ -237,8 +238,10 @@ def forward_limit(model: Path, photos: list[Path], seconds: float) -> tuple[str,
     torch.set_num_threads(1)
     classifier = Classifier.from_file(model)
     inputs = [classifier.to_input(load_image(photo)).unsqueeze(0) for photo in photos]
-    eager = build_model(*load_model_file(model)).to(memory_format=torch.channels_last)  # as served eagerly
-    forwards = {"eager PyTorch": eager, "served": classifier.forward}
+    network = build_model(*load_model_file(model)).eval()
+    # the served graph on one thread (the Space splits one image's pass over both cores: SPLIT_FROM_MS)
+    forwards = {"ONNX Runtime": OnnxForward.from_network(network, inputs[0], threads=1),
+                "eager PyTorch": network.to(memory_format=torch.channels_last)}  # as served eagerly
     rates, cpu_ms = {}, {}
     for name, forward in forwards.items():
         done = [0] * (os.cpu_count() or 1)
@@ -261,7 +264,7 @@ def forward_limit(model: Path, photos: list[Path], seconds: float) -> tuple[str,
         rates[name] = sum(done) / (time.perf_counter() - start)
         cpu_ms[name] = (time.process_time() - cpu) * 1000 / sum(done)
     best = max(rates, key=rates.get)
-    return f"{best} ({type(classifier.forward).__name__})" if best == "served" else best, rates[best], cpu_ms[best]
+    return best, rates[best], cpu_ms[best]
 
 
 # ---------------------------------------------------------------- the table

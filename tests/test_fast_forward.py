@@ -13,7 +13,7 @@ import torch
 
 from conftest import EXAMPLES_DIR, ROOT
 from dlcourse.served.classifier import Classifier
-from dlcourse.served.fast_forward import TOLERANCE, OnnxForward, fastest_forward
+from dlcourse.served.fast_forward import TOLERANCE, Exported, OnnxForward, fastest_forward, onnx_forward
 from dlcourse.served.images import load_image
 from dlcourse.served.loading import load_model_file
 from dlcourse.served.modelfile import build_model
@@ -40,6 +40,18 @@ def test_onnx_runtime_keeps_the_only_copy_of_the_weights(model_path):
     gc.collect()
     assert isinstance(classifier.forward, OnnxForward)
     assert network_gone() is None and weight_gone() is None  # ONNX Runtime's own copy is all that is left
+
+
+def test_a_photo_models_forward_pass_is_split_over_the_cores_a_digits_models_is_not(model_path):
+    """One visitor's photo waits about half as long on two cores; the 32 px digits model's layers are too small
+    to share (SPLIT_FROM_MS)."""
+    import timm
+
+    cores = len(os.sched_getaffinity(0))
+    photo_model = timm.create_model("resnet18", num_classes=2).eval()  # random weights: nothing downloads
+    assert onnx_forward(Exported.of(photo_model, 3, 224)).threads == cores
+    meta, state_dict = load_model_file(model_path)
+    assert onnx_forward(Exported.of(build_model(meta, state_dict).eval(), meta.in_chans, meta.img_size)).threads == 1
 
 
 class ExportFails(torch.nn.Module):
