@@ -42,16 +42,35 @@ def test_onnx_runtime_keeps_the_only_copy_of_the_weights(model_path):
     assert network_gone() is None and weight_gone() is None  # ONNX Runtime's own copy is all that is left
 
 
-def test_a_photo_models_forward_pass_is_split_over_the_cores_a_digits_models_is_not(model_path):
+def test_a_photo_models_forward_pass_alone_is_split_over_the_cores_a_digits_models_is_not(model_path):
     """One visitor's photo waits about half as long on two cores; the 32 px digits model's layers are too small
-    to share (SPLIT_FROM_MS)."""
+    to share (SPLIT_FROM_MS). Runs side by side keep one thread each, with the same answers."""
+    import threading
+
     import timm
 
     cores = len(os.sched_getaffinity(0))
     photo_model = timm.create_model("resnet18", num_classes=2).eval()  # random weights: nothing downloads
-    assert onnx_forward(Exported.of(photo_model, 3, 224)).threads == cores
+    exported = Exported.of(photo_model, 3, 224)
+    split = onnx_forward(exported)
+    assert split.alone_threads == cores and (split.alone is not split.session) == (cores > 1)
+    alone = split(exported.probe)
+    side_by_side = [None, None]
+
+    def run(slot: int) -> None:
+        side_by_side[slot] = split(exported.probe)
+
+    runs = [threading.Thread(target=run, args=(slot,)) for slot in range(2)]
+    for thread in runs:
+        thread.start()
+    for thread in runs:
+        thread.join()
+    for logits in side_by_side:
+        assert (logits.softmax(dim=1) - alone.softmax(dim=1)).abs().max() <= TOLERANCE
+    assert split.running == 0
     meta, state_dict = load_model_file(model_path)
-    assert onnx_forward(Exported.of(build_model(meta, state_dict).eval(), meta.in_chans, meta.img_size)).threads == 1
+    digits = onnx_forward(Exported.of(build_model(meta, state_dict).eval(), meta.in_chans, meta.img_size))
+    assert digits.alone_threads == 1 and digits.alone is digits.session
 
 
 class ExportFails(torch.nn.Module):

@@ -15,6 +15,7 @@ import contextlib
 import io
 import logging
 import os
+import threading
 import time
 import warnings
 from dataclasses import dataclass
@@ -26,10 +27,10 @@ import torch
 log = logging.getLogger(__name__)
 
 TOLERANCE = 1e-4  # largest difference from eager PyTorch's probabilities accepted
-# One image's forward pass is split over every core when, so split, it still takes longer than this. Measured
-# on 2 cores with ONNX Runtime, one image at a time: a resnet18 at 224 px 21.5 ms on two threads against 37.8 ms
-# on one; the 32 px digits model 1.44 ms against 1.35 ms (each layer too small to share).
-SPLIT_FROM_MS = 5.0
+# A run of one image that takes at least this on one thread is split over every core when no other run is
+# under way. Measured on 2 cores with ONNX Runtime, one image: a resnet18 at 224 px 21.5 ms on two threads against
+# 37.8 ms on one; the 32 px digits model (1.35 ms on one) 1.44 ms on two, its layers too small to share.
+SPLIT_FROM_MS = 10.0
 Forward = Callable[[torch.Tensor], torch.Tensor]
 
 
@@ -44,17 +45,12 @@ def export_graph(model: torch.nn.Module, example: torch.Tensor) -> bytes:
 
 
 class OnnxForward:
-    """Logits for a batch of inputs (N, C, H, W) from an ONNX Runtime session; safe to call from many threads."""
+    """Logits for a batch of inputs (N, C, H, W) from ONNX Runtime sessions; safe to call from many threads."""
 
-    def __init__(self, graph: bytes, threads: int = 1):
-        self.threads = threads
-        options = onnxruntime.SessionOptions()
-        # `threads` to share one run (`onnx_forward` picks them), none of them spinning while waiting for work:
-        # on two busy cores spinning threads take time from the others (the Space runs two requests at once).
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+    def __init__(self, graph: bytes):
+        self.session = _session(graph, 1)
+        self.alone, self.alone_threads = self.session, 1
+        self.running, self.counting = 0, threading.Lock()
         # ONNX Runtime's memory arena grows to the largest run and keeps it: a batch of 32 photos at 224 px would
         # hold ~1 GB for good. After a run of more than one image it gives back what it grew beyond its first
         # chunk; single images, the common case, keep theirs (the same speed as before).
@@ -62,12 +58,35 @@ class OnnxForward:
         self.after_a_batch.add_run_config_entry("memory.enable_memory_arena_shrinkage", "cpu:0")
 
     @classmethod
-    def from_network(cls, model: torch.nn.Module, example: torch.Tensor, threads: int = 1) -> "OnnxForward":
-        return cls(export_graph(model, example), threads)
+    def from_network(cls, model: torch.nn.Module, example: torch.Tensor) -> "OnnxForward":
+        return cls(export_graph(model, example))
+
+    def split_when_alone(self, graph: bytes, threads: int) -> None:
+        """Split a run over `threads` when no other run is under way (one visitor waits about half as long); runs
+        side by side keep one thread each: split too, they only fight for the cores (8 clients on a resnet18 at
+        224 px: ~10% more CPU a request). Costs a second session: a resnet18's weights again, ~40 MB."""
+        self.alone, self.alone_threads = _session(graph, threads), threads
 
     def __call__(self, inputs: torch.Tensor) -> torch.Tensor:
         options = self.after_a_batch if len(inputs) > 1 else None
-        return torch.from_numpy(self.session.run(None, {"inputs": inputs.float().contiguous().numpy()}, options)[0])
+        with self.counting:
+            session = self.alone if self.running == 0 else self.session
+            self.running += 1
+        try:
+            return torch.from_numpy(session.run(None, {"inputs": inputs.float().contiguous().numpy()}, options)[0])
+        finally:
+            with self.counting:
+                self.running -= 1
+
+
+def _session(graph: bytes, threads: int) -> onnxruntime.InferenceSession:
+    """A session of `threads` to share one run, none of them spinning while waiting for work: on two busy cores
+    spinning threads take time from the others."""
+    options = onnxruntime.SessionOptions()
+    options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return onnxruntime.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
 
 
 @dataclass(frozen=True)
@@ -92,10 +111,10 @@ def onnx_forward(exported: Exported) -> OnnxForward | None:
     """ONNX Runtime's forward pass of the exported graph when its probabilities on the probe match eager
     PyTorch's within TOLERANCE; None (and a log line saying why) otherwise.
 
-    It runs on every core the process may use when one image's pass, split over them, still takes SPLIT_FROM_MS
-    (a photo model: one visitor waits about half as long for it), else on one thread (a digits model)."""
+    A run alone is split over every core the process may use when one image takes SPLIT_FROM_MS on one thread
+    (a photo model), never for a smaller network (a digits model)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    fast = OnnxForward(exported.graph, threads=cores)
+    fast = OnnxForward(exported.graph)
     difference = (fast(exported.probe).softmax(dim=1) - exported.probabilities).abs().max().item()
     if not difference <= TOLERANCE:
         log.info("serving with eager PyTorch: ONNX Runtime's probabilities differ by %.2g", difference)
@@ -103,7 +122,10 @@ def onnx_forward(exported: Exported) -> OnnxForward | None:
     started = time.perf_counter()  # the session's first run, just done, set it up: this one is as served
     fast(exported.probe[:1])
     one_image_ms = (time.perf_counter() - started) * 1000
-    return fast if cores == 1 or one_image_ms >= SPLIT_FROM_MS else OnnxForward(exported.graph, threads=1)
+    if cores > 1 and one_image_ms >= SPLIT_FROM_MS:
+        fast.split_when_alone(exported.graph, cores)
+        fast(exported.probe[:1])  # its first run sets it up: not the first visitor's
+    return fast
 
 
 @contextlib.contextmanager
