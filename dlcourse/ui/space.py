@@ -57,7 +57,8 @@ def prepare_process() -> None:
     Measured on a 2-core CPU with bench/load.py and bench/bench_serve.py (see docs/serving-speed.md):
     - one torch thread per request: requests already run side by side (the queue's concurrency limits), and
       two OpenMP threads per request on two busy cores spin against each other (a batch of 64 digits took
-      560 ms with 2 threads, 87 ms with 1; one digit 19-460 ms against 4 ms).
+      560 ms with 2 threads, 87 ms with 1; one digit 19-460 ms against 4 ms). ONNX Runtime, which serves the
+      model, splits only a photo model's run that has the cores to itself (fast_forward.SPLIT_FROM_MS).
     - sessions that start cheap (dlcourse/ui/sessions.py): Gradio built the config of all ~190 blocks for
       every new session, which every plain-HTTP call is: 16 ms a request of the event loop's time.
     - two malloc arenas: glibc otherwise gives every request thread an arena of its own, each keeping freed
