@@ -54,6 +54,7 @@ DIGIT_WINDOW = 0.45  # the paper is measured over at least this share of the dig
 SHEET_BORDER = 0.25  # a bright region touching less than this share of the picture's border is a sheet in view
 MIN_SHEET = 0.04  # ... when it covers at least this share of the picture
 SOLID_SHEET = 0.8  # ... when its ink (its holes) covers less than the rest of this share of it
+SHEET_ROOM = 0.25  # ... when the widest disc inside it spans this share of its size (a stroke's: under THICK_STROKE)
 SHEET_DESK = 0.1  # ... on a desk whose colour differs from the sheet's by this much (RGB distance)
 SHEET_INK = 0.25  # ... and with ink in it darker than the sheet by this much
 SHEET_RIM = 2  # pixels (at a quarter size) of the sheet's edge not searched for ink
@@ -422,6 +423,7 @@ def _sheet(picture: Image.Image) -> tuple[np.ndarray, int] | None:
     Measured at a quarter of the size, by colour: how far each pixel's colour is from the desk's (the median
     of the picture's border), split in two by Otsu's threshold. The largest region unlike the desk, its holes
     (the ink) filled, is the sheet when it touches less than SHEET_BORDER of the picture's border, is solid,
+    is wide (`_room`: not the strokes of a chalk digit, lighter than its board, wherever the board's edge lies),
     is lighter than the desk in its lightest channel, differs from it by SHEET_DESK and has ink darker than itself in it (by SHEET_INK, in some channel)."""
     small, _ = _reduced(picture.convert("RGB"), PHOTO_SIDE // 4)
     colours = np.asarray(small, dtype=np.float32) / 255
@@ -436,6 +438,7 @@ def _sheet(picture: Image.Image) -> tuple[np.ndarray, int] | None:
     sheet = ndimage.binary_fill_holes(largest)
     if (_border(sheet).mean() >= SHEET_BORDER or sheet.mean() < MIN_SHEET or sheet.all()
             or largest.sum() < SOLID_SHEET * sheet.sum()  # a chalk 0 on a board is no sheet
+            or _room(sheet) < SHEET_ROOM  # nor a chalk 5: strokes, however thick, are narrow for their size
             or np.median(unlike[largest]) - np.median(unlike[~sheet]) < SHEET_DESK  # nor paper between two rules
             or np.median(lightest[largest]) <= np.median(lightest[~sheet])):  # nor the ink of a close-up: paper is light
         return None
@@ -448,6 +451,14 @@ def _sheet(picture: Image.Image) -> tuple[np.ndarray, int] | None:
     if contrast.max() < SHEET_INK:  # glare: a bright patch with no ink in it
         return None
     return mask, int(np.argmax(contrast))
+
+
+def _room(region: np.ndarray) -> float:
+    """The diameter of the widest disc that fits in a region, over the region's size (the longer side of its box):
+    half or more for a sheet, a card or a note, even turned or joined by a glare; a stroke's width for a written mark."""
+    rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+    size = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
+    return 2 * float(ndimage.distance_transform_edt(np.pad(region, 1)).max()) / size
 
 
 def _otsu(values: np.ndarray) -> float:
