@@ -325,7 +325,7 @@ def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tupl
 
     1. Where the paper is: a sheet, card or sticky note wholly in view on a desk is found as a region
        (`_sheet`), and what lies around it counts as paper, not ink; the ink is read in the colour channel
-       where it stands out most on that paper.
+       where it stands out most on that paper. Ink found on the rim of a blank one is its edge or shadow: no digit.
     2. Ink darkness against the paper around it: the paper's brightness is a grey closing (strokes
        thinner than the window vanish, shadows and the sheet's edge stay), so lighting and shadows
        divide out. The window is wider than the strokes found: a first look with a window of
@@ -336,8 +336,8 @@ def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tupl
     3. Threshold, then connected pieces of ink (`_digit_pieces`).
     """
     sheet = _sheet(picture)
-    if sheet is not None:
-        mask, best = sheet
+    mask, best = sheet if sheet is not None else (None, None)
+    if best is not None:
         value = np.asarray(picture.getchannel(best), dtype=np.float32) / 255
         value = np.where(mask, value, float(np.median(value[mask])))
     else:
@@ -353,7 +353,15 @@ def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tupl
         except EmptyDrawing:
             pass
     ink, box, marks, unevenness = found
+    if best is None and mask is not None and _on_rim(ink, box, mask):
+        marks = 0  # the edge of a blank note and its shadow
     return _thinned(ink), box, marks, unevenness
+
+
+def _on_rim(ink: np.ndarray, box: tuple[int, int, int, int], rim: np.ndarray) -> bool:
+    """Whether most of the ink (cropped to `box`) lies on a rim of the picture (a mask)."""
+    solid = ink > 0.5
+    return bool(solid.any() and rim[box[1] : box[3], box[0] : box[2]][solid].mean() > 0.5)
 
 
 def _digit_pieces(value: np.ndarray, window: float) -> tuple[np.ndarray, tuple[int, int, int, int], int, float]:
@@ -416,9 +424,11 @@ def _digit_pieces(value: np.ndarray, window: float) -> tuple[np.ndarray, tuple[i
     return ink.astype(np.float32), box, marks, unevenness
 
 
-def _sheet(picture: Image.Image) -> tuple[np.ndarray, int] | None:
+def _sheet(picture: Image.Image) -> tuple[np.ndarray, int | None] | None:
     """Where the sheet, card or sticky note is (a mask of the picture) when one lies wholly in view on a desk, and
-    the colour channel in which its ink stands out most (a red pen on an orange note: green), else None.
+    the colour channel in which its ink stands out most (a red pen on an orange note: green), else None. A sheet
+    with no ink in it (a blank note, or the glare of a light): its rim instead (within SHEET_RIM of its edge, where
+    its edge and its shadow show), and None for the channel.
 
     Measured at a quarter of the size, by colour: how far each pixel's colour is from the desk's (the median
     of the picture's border), split in two by Otsu's threshold. The largest region unlike the desk, its holes
@@ -448,8 +458,9 @@ def _sheet(picture: Image.Image) -> tuple[np.ndarray, int] | None:
         return None
     inside = np.asarray(picture.convert("RGB"), dtype=np.float32)[mask] / 255
     contrast = np.median(inside, axis=0) - np.percentile(inside, 0.1, axis=0)  # the ink, in each colour channel
-    if contrast.max() < SHEET_INK:  # glare: a bright patch with no ink in it
-        return None
+    if contrast.max() < SHEET_INK:  # a blank note, or glare: a bright patch with no ink in it
+        rim = ndimage.binary_dilation(sheet, iterations=SHEET_RIM) & ~inner
+        return np.asarray(Image.fromarray(rim).resize(picture.size, Image.Resampling.NEAREST)), None
     return mask, int(np.argmax(contrast))
 
 
