@@ -19,7 +19,8 @@ from test_browser import browser, open_page, upload  # noqa: F401 (browser: the 
 
 from dlcourse.mnist import load_split
 from dlcourse.served.classifier import UNSURE_UNEVEN, _reading
-from dlcourse.served.images import DIGIT_DECODE_SIDE, MAX_DIGITS, NO_DIGIT, FoundDigit, find_digit, load_image
+from dlcourse.served.images import (DIGIT_DECODE_SIDE, MAX_DIGITS, NO_DIGIT, NO_DIGIT_NOTE, FoundDigit, find_digit,
+                                    load_image)
 from support import phone_photos
 from support.digit_sources import mnist_cropped, photo_cases, sklearn_cases
 
@@ -163,6 +164,29 @@ def test_a_thin_1_cropped_tight_in_a_photo_is_read(test_digits, classifier):
     picture = load_image(case.picture, DIGIT_DECODE_SIDE)
     assert case.label == 1 and picture.size == (23, 247)
     assert classifier.read(picture).label == "1"
+
+
+def test_a_chalk_digit_lighter_than_its_board_is_no_sheet(test_digits, classifier):
+    """Its strokes, their gaps filled, once passed for a sheet in view and the ink was looked for in the dark
+    board between the grains. A sheet is wide: the widest disc in it spans half its size, in a chalk 5 a stroke's
+    width. The development part's photos of chalk that were misread so (2, 8, 11 and 12 of 20) are read right."""
+    images, labels = test_digits
+    cases = photo_cases(images, labels, 20, 0, held_out=False, kinds=["chalk on a blackboard"])
+    for case in (cases[2], cases[8], cases[11], cases[12]):
+        assert classifier.read(load_image(case.picture, DIGIT_DECODE_SIDE)).label == str(case.label)
+
+
+def test_the_edge_of_a_blank_note_is_no_digit(test_digits):
+    """A blank note lies wholly in view with no ink in it: the ink found on its rim is its edge or its shadow, no
+    digit (4, 5, 17 and 18 of the development part's 20 were read as a 1 or a 2 at 72-93%). Glare on a whiteboard
+    is such a region too, and the marker's digit away from its rim is still found (2 and 11 of 20)."""
+    images, labels = test_digits
+    notes = photo_cases(images, labels, 20, 0, held_out=False, kinds=["blank sticky note"])
+    for case in (notes[4], notes[5], notes[17], notes[18]):
+        found = find_digit(load_image(case.picture, DIGIT_DECODE_SIDE))
+        assert found.marks == 0 and found.note == NO_DIGIT_NOTE
+    boards = photo_cases(images, labels, 20, 0, held_out=False, kinds=["marker on a whiteboard, glare"])
+    assert all(find_digit(load_image(boards[n].picture, DIGIT_DECODE_SIDE)).marks == 1 for n in (2, 11))
 
 
 def test_strokes_of_uneven_width_need_a_surer_model(test_digits, saved):

@@ -54,6 +54,7 @@ DIGIT_WINDOW = 0.45  # the paper is measured over at least this share of the dig
 SHEET_BORDER = 0.25  # a bright region touching less than this share of the picture's border is a sheet in view
 MIN_SHEET = 0.04  # ... when it covers at least this share of the picture
 SOLID_SHEET = 0.8  # ... when its ink (its holes) covers less than the rest of this share of it
+SHEET_ROOM = 0.25  # ... when the widest disc inside it spans this share of its size (a stroke's: under THICK_STROKE)
 SHEET_DESK = 0.1  # ... on a desk whose colour differs from the sheet's by this much (RGB distance)
 SHEET_INK = 0.25  # ... and with ink in it darker than the sheet by this much
 SHEET_RIM = 2  # pixels (at a quarter size) of the sheet's edge not searched for ink
@@ -327,7 +328,7 @@ def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tupl
 
     1. Where the paper is: a sheet, card or sticky note wholly in view on a desk is found as a region
        (`_sheet`), and what lies around it counts as paper, not ink; the ink is read in the colour channel
-       where it stands out most on that paper.
+       where it stands out most on that paper. Ink found on the rim of a blank one is its edge or shadow: no digit.
     2. Ink darkness against the paper around it: the paper's brightness is a grey closing (strokes
        thinner than the window vanish, shadows and the sheet's edge stay), so lighting and shadows
        divide out. The window is wider than the strokes found: a first look with a window of
@@ -338,8 +339,8 @@ def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tupl
     3. Threshold, then connected pieces of ink (`_digit_pieces`).
     """
     sheet = _sheet(picture)
-    if sheet is not None:
-        mask, best = sheet
+    mask, best = sheet if sheet is not None else (None, None)
+    if best is not None:
         value = np.asarray(picture.getchannel(best), dtype=np.float32) / 255
         value = np.where(mask, value, float(np.median(value[mask])))
     else:
@@ -355,7 +356,15 @@ def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tupl
         except EmptyDrawing:
             pass
     ink, box, marks, unevenness = found
+    if best is None and mask is not None and _on_rim(ink, box, mask):
+        marks = 0  # the edge of a blank note and its shadow
     return _thinned(ink), box, marks, unevenness
+
+
+def _on_rim(ink: np.ndarray, box: tuple[int, int, int, int], rim: np.ndarray) -> bool:
+    """Whether most of the ink (cropped to `box`) lies on a rim of the picture (a mask)."""
+    solid = ink > 0.5
+    return bool(solid.any() and rim[box[1] : box[3], box[0] : box[2]][solid].mean() > 0.5)
 
 
 def _digit_pieces(value: np.ndarray, window: float) -> tuple[np.ndarray, tuple[int, int, int, int], int, float]:
@@ -418,13 +427,16 @@ def _digit_pieces(value: np.ndarray, window: float) -> tuple[np.ndarray, tuple[i
     return ink.astype(np.float32), box, marks, unevenness
 
 
-def _sheet(picture: Image.Image) -> tuple[np.ndarray, int] | None:
+def _sheet(picture: Image.Image) -> tuple[np.ndarray, int | None] | None:
     """Where the sheet, card or sticky note is (a mask of the picture) when one lies wholly in view on a desk, and
-    the colour channel in which its ink stands out most (a red pen on an orange note: green), else None.
+    the colour channel in which its ink stands out most (a red pen on an orange note: green), else None. A sheet
+    with no ink in it (a blank note, or the glare of a light): its rim instead (within SHEET_RIM of its edge, where
+    its edge and its shadow show), and None for the channel.
 
     Measured at a quarter of the size, by colour: how far each pixel's colour is from the desk's (the median
     of the picture's border), split in two by Otsu's threshold. The largest region unlike the desk, its holes
     (the ink) filled, is the sheet when it touches less than SHEET_BORDER of the picture's border, is solid,
+    is wide (`_room`: not the strokes of a chalk digit, lighter than its board, wherever the board's edge lies),
     is lighter than the desk in its lightest channel, differs from it by SHEET_DESK and has ink darker than itself in it (by SHEET_INK, in some channel)."""
     small, _ = _reduced(picture.convert("RGB"), PHOTO_SIDE // 4)
     colours = np.asarray(small, dtype=np.float32) / 255
@@ -439,6 +451,7 @@ def _sheet(picture: Image.Image) -> tuple[np.ndarray, int] | None:
     sheet = ndimage.binary_fill_holes(largest)
     if (_border(sheet).mean() >= SHEET_BORDER or sheet.mean() < MIN_SHEET or sheet.all()
             or largest.sum() < SOLID_SHEET * sheet.sum()  # a chalk 0 on a board is no sheet
+            or _room(sheet) < SHEET_ROOM  # nor a chalk 5: strokes, however thick, are narrow for their size
             or np.median(unlike[largest]) - np.median(unlike[~sheet]) < SHEET_DESK  # nor paper between two rules
             or np.median(lightest[largest]) <= np.median(lightest[~sheet])):  # nor the ink of a close-up: paper is light
         return None
@@ -448,9 +461,18 @@ def _sheet(picture: Image.Image) -> tuple[np.ndarray, int] | None:
         return None
     inside = np.asarray(picture.convert("RGB"), dtype=np.float32)[mask] / 255
     contrast = np.median(inside, axis=0) - np.percentile(inside, 0.1, axis=0)  # the ink, in each colour channel
-    if contrast.max() < SHEET_INK:  # glare: a bright patch with no ink in it
-        return None
+    if contrast.max() < SHEET_INK:  # a blank note, or glare: a bright patch with no ink in it
+        rim = ndimage.binary_dilation(sheet, iterations=SHEET_RIM) & ~inner
+        return np.asarray(Image.fromarray(rim).resize(picture.size, Image.Resampling.NEAREST)), None
     return mask, int(np.argmax(contrast))
+
+
+def _room(region: np.ndarray) -> float:
+    """The diameter of the widest disc that fits in a region, over the region's size (the longer side of its box):
+    half or more for a sheet, a card or a note, even turned or joined by a glare; a stroke's width for a written mark."""
+    rows, cols = np.flatnonzero(region.any(axis=1)), np.flatnonzero(region.any(axis=0))
+    size = max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
+    return 2 * float(ndimage.distance_transform_edt(np.pad(region, 1)).max()) / size
 
 
 def _otsu(values: np.ndarray) -> float:
