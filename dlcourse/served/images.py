@@ -227,7 +227,8 @@ def find_digit(image: Image.Image) -> FoundDigit:
     ink, box, marks, unevenness = _photo_ink(working, gray)
     if scale > 1.5 and max(box[2] - box[0], box[3] - box[1]) < SMALL_DIGIT and marks == 1:
         ink = _closer_look(image, box, scale)  # a small digit in a big photo: read it at full detail
-    return FoundDigit(_centred(ink), marks, unevenness)
+    digit = _centred(ink)
+    return FoundDigit(digit, marks if digit.any() else 0, unevenness)  # no ink left of it: no digit
 
 
 def _reduced(image: Image.Image, side: int) -> tuple[Image.Image, float]:
@@ -577,6 +578,8 @@ def _centred(ink: np.ndarray) -> np.ndarray:
 
     digit = np.zeros((MNIST_SIZE, MNIST_SIZE), np.float32)
     total = box.sum()
+    if total == 0:  # no ink left to centre (a photo in which nothing digit-like was found): an empty digit
+        return digit.astype(np.uint8)
     centre_y = box.sum(axis=1) @ np.arange(box.shape[0]) / total
     centre_x = box.sum(axis=0) @ np.arange(box.shape[1]) / total
     top = int(round(MNIST_SIZE / 2 - centre_y))
