@@ -177,8 +177,9 @@ def test_a_chalk_digit_lighter_than_its_board_is_no_sheet(test_digits, classifie
 
 
 def test_a_photo_whose_ink_all_goes_is_answered_no_digit_found(client, test_digits, saved):
-    """Two coffee photos of the development part (seed 1, 0 and 12) left no ink to centre once the pieces that
-    are no digit were dropped: /classify failed with an error (a NaN centre of mass) instead of answering."""
+    """Two coffee photos of the development part (seed 1) left no ink to centre: in 0 a 3x3 mark thinned away, in
+    12 the closer look at a small mark's full-size pixels found none. /classify failed with an error (a NaN centre
+    of mass) instead of answering."""
     images, labels = test_digits
     coffee = photo_cases(images, labels, 13, 1, held_out=False, kinds=["cup of coffee photo"])
     for n in (0, 12):

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from conftest import EXAMPLES_DIR, ROOT
+from dlcourse.machine import usable_cores
 from dlcourse.served.classifier import Classifier
 from dlcourse.served.fast_forward import TOLERANCE, Exported, OnnxForward, fastest_forward, onnx_forward
 from dlcourse.served.images import load_image
@@ -49,7 +50,7 @@ def test_a_photo_models_forward_pass_alone_is_split_over_the_cores_a_digits_mode
 
     import timm
 
-    cores = len(os.sched_getaffinity(0))
+    cores = usable_cores()
     photo_model = timm.create_model("resnet18", num_classes=2).eval()  # random weights: nothing downloads
     exported = Exported.of(photo_model, 3, 224)
     split = onnx_forward(exported)

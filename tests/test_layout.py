@@ -4,7 +4,7 @@ import ast
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "dlcourse"
-SHARED_AT_THE_TOP = {"__init__.py", "errors.py", "artifacts.py", "mnist.py"}
+SHARED_AT_THE_TOP = {"__init__.py", "errors.py", "artifacts.py", "mnist.py", "machine.py"}
 
 
 def module_name(path: Path) -> str:

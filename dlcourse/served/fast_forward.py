@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import io
 import logging
-import os
 import threading
 import time
 import warnings
@@ -23,6 +22,8 @@ from typing import Callable, Iterator
 
 import onnxruntime
 import torch
+
+from ..machine import usable_cores
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +114,7 @@ def onnx_forward(exported: Exported) -> OnnxForward | None:
 
     A run alone is split over every core the process may use when one image takes SPLIT_FROM_MS on one thread
     (a photo model), never for a smaller network (a digits model)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cores = usable_cores()
     fast = OnnxForward(exported.graph)
     difference = (fast(exported.probe).softmax(dim=1) - exported.probabilities).abs().max().item()
     if not difference <= TOLERANCE:

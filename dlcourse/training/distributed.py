@@ -15,6 +15,8 @@ from typing import Any, Sequence
 import torch
 import torch.distributed as dist
 
+from ..machine import usable_cores
+
 
 @dataclass(frozen=True)
 class Processes:
@@ -65,8 +67,7 @@ def start(device: str = "auto") -> Processes:
 def default_workers(processes_here: int) -> int:
     """Data loading processes per training process: this machine's cores shared out, one kept for the
     training process itself, at most 8 (past that, more workers rarely help and cost memory)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    return max(0, min(8, cores // max(processes_here, 1) - 1))
+    return max(0, min(8, usable_cores() // max(processes_here, 1) - 1))
 
 
 def stop(procs: Processes) -> None:
