@@ -8,8 +8,11 @@ measures the same at a larger scale; the held-out digits are left to it).
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
+import skimage.data
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 from PIL import Image
@@ -142,6 +145,27 @@ def test_a_solid_shape_is_no_digit(test_digits):
     blob.paste((30, 30, 30), (90, 80, 210, 220))  # a dark solid block on paper
     found = find_digit(blob)
     assert found.marks == 0 and not found.is_digit and found.note.startswith("No digit found")
+
+
+def test_more_holes_than_a_digit_has_is_no_digit_and_a_looped_8_still_is(test_digits, classifier):
+    images, labels = test_digits
+    board = Image.fromarray(skimage.data.checkerboard())  # a real picture scikit-image ships: 8x8 squares
+    grid = Image.new("L", (300, 300), 255)
+    for at in range(40, 261, 55):  # squared paper's lines with nothing written on them: 16 squares
+        grid.paste(20, (at, 40, at + 4, 264))
+        grid.paste(20, (40, at, 264, at + 4))
+    for picture in (board, grid):
+        found = find_digit(picture)
+        assert found.marks == 0 and found.note == NO_DIGIT_NOTE
+    looped = find_digit(Image.fromarray(images[431]))  # an 8 looped where its strokes cross: three holes
+    assert labels[431] == 8 and looped.marks == 1
+    assert next(iter(classifier.predict(Image.fromarray(looped.pixels)))) == "8"
+
+
+def test_shaded_ink_on_plain_paper_needs_a_surer_model(client):
+    """An evenly lit picture is measured for uneven strokes too: a photo of an eye on black, not a digit."""
+    answer = classify(client, str(Path(skimage.data.__file__).parent / "retina.jpg"))
+    assert answer["note"].startswith("The model is unsure") and "no pen's do" in answer["note"], answer
 
 
 def test_a_mark_much_wider_than_tall_is_no_digit():

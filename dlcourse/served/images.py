@@ -46,6 +46,8 @@ MIN_PIECE = 0.01  # pieces with less ink than this share of the digit's are spec
 SIGNIFICANT, TALL = 0.3, 0.5  # a piece with this share of the main piece's ink and of its height is a mark of its own
 OVERLAP = 0.3  # ... unless it shares this share of its width with another mark's columns (a 5's bar, a 4 in two strokes)
 MAX_DIGITS = 4  # more marks side by side than this is text or a texture, not a number
+MAX_HOLES = 3  # a written digit encloses at most three holes (an 8 looped where it crosses); a grid, a chessboard more
+HOLE = 4  # pixels of the 28x28 digit: a smaller gap inside the ink is grain, not a hole
 TEXT_PIECES = 200  # a mark made of more separate pieces of ink than this is text (a grainy chalk digit: up to 130)
 BLOB = 0.4  # a mark whose stroke width is above this share of its size is a solid shape, not written strokes
 WIDE = 2  # a mark more than this many times wider than tall is no digit (a rule, a horizon, a shelf's edge)
@@ -173,7 +175,7 @@ class FoundDigit:
 
     pixels: np.ndarray  # uint8 (28, 28), white ink on black, scaled into 20x20, centred by mass
     marks: int  # digit-like marks found: 1; several (the most prominent is in `pixels`); 0: nothing digit-like
-    unevenness: float = 0.0  # how much the digit's stroke widths vary (`_stroke_unevenness`); photos only
+    unevenness: float = 0.0  # how much the digit's stroke widths vary (`_stroke_unevenness`)
 
     @property
     def note(self) -> str | None:
@@ -223,12 +225,27 @@ def find_digit(image: Image.Image) -> FoundDigit:
         paper = _flat_paper(_border(value))
     if paper is not None:
         ink, marks = _flat_ink(value, paper)
-        return FoundDigit(_centred(ink), marks)
+        return _found(_centred(ink), marks, _stroke_unevenness(ink > INK_THRESHOLD))
     ink, box, marks, unevenness = _photo_ink(working, gray)
     if scale > 1.5 and max(box[2] - box[0], box[3] - box[1]) < SMALL_DIGIT and marks == 1:
         ink = _closer_look(image, box, scale)  # a small digit in a big photo: read it at full detail
-    digit = _centred(ink)
-    return FoundDigit(digit, marks if digit.any() else 0, unevenness)  # no ink left of it: no digit
+    return _found(_centred(ink), marks, unevenness)
+
+
+def _found(digit: np.ndarray, marks: int, unevenness: float) -> FoundDigit:
+    """What `find_digit` saw, with no digit (0 marks) when the ink read as one is not a digit's shape: no ink left of
+    it once the pieces that are no digit were dropped, or more holes in it than a digit has (`_holes`)."""
+    if 1 <= marks <= MAX_DIGITS and (not digit.any() or _holes(digit) > MAX_HOLES):
+        marks = 0
+    return FoundDigit(digit, marks, unevenness)
+
+
+def _holes(digit: np.ndarray) -> int:
+    """How many holes (of HOLE pixels or more) the ink of a 28x28 digit encloses: 0 for a 1, one for a 0, two for an 8."""
+    labels, count = ndimage.label(digit <= INK_THRESHOLD * 255)  # the paper, in pieces (4-connected)
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    sizes[_border(labels)] = 0  # the paper around the digit, and the gaps between its pieces
+    return int((sizes[1:] >= HOLE).sum())
 
 
 def _reduced(image: Image.Image, side: int) -> tuple[Image.Image, float]:
