@@ -5,7 +5,8 @@
 
 Makes the pictures of support/digit_sources.py (MNIST test digits cropped to their ink in both polarities
 and three enlargements; scikit-learn's handwritten digits as they come; phone photos of every kind of
-support/phone_photos.py, a renderer written apart from the project's own; pictures with no digit),
+support/phone_photos.py, a renderer written apart from the project's own; pictures with no digit, rendered
+and as installed packages ship them),
 --per-kind of each kind, from --seed. Starts `python app.py` on a free port of 127.0.0.1 (MODEL_PATH is
 honoured), sends every picture and every digit's margin counterpart (the same digit as MNIST frames it)
 through /classify as a visitor's program would, and prints per source and kind: pictures, read right, the
@@ -51,7 +52,7 @@ from load import classify_over_http, start_app, stop  # noqa: E402
 from dlcourse.mnist import load_split  # noqa: E402
 
 from support import digit_sources, phone_photos  # noqa: E402
-from support.digit_sources import Case, mnist_cropped, photo_cases, photo_source, sklearn_cases  # noqa: E402
+from support.digit_sources import Case, mnist_cropped, photo_cases, photo_source, shipped_photos, sklearn_cases  # noqa: E402
 
 UNSURE = 0.5  # a top probability under this is no confident reading
 DIGIT_LABELS = {str(d) for d in range(10)}
@@ -118,7 +119,7 @@ def made_cases(mnist_dir: Path, per_kind: int, seed: int, held_out: bool, only: 
 
     images, labels = load_split(mnist_dir, "test")
     cases = mnist_cropped(images, labels, per_kind, seed, held_out) + sklearn_cases(per_kind, seed, held_out)
-    cases = [case for case in cases if wanted(case.source, case.kind)]
+    cases = [case for case in cases + shipped_photos(held_out) if wanted(case.source, case.kind)]
     renderer = hashlib.sha256(b"".join(Path(module.__file__).read_bytes()
                                        for module in (digit_sources, phone_photos))).hexdigest()[:12]
     for name, kind in phone_photos.KINDS.items():

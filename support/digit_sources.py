@@ -12,6 +12,9 @@ Three sources:
 - "phone photos": support/phone_photos.py's kinds rendered from MNIST test digits; their margin
   counterpart is the digit redrawn as the renderer draws its strokes, with MNIST's margin. Its kinds
   without a digit go in as "no digit".
+- "no digit", "photos packages ship": real pictures with no digit in them, as installed packages ship them
+  (`shipped_photos`): scikit-image's, scikit-learn's and matplotlib's in the development part, gradio's own
+  demo and test pictures in the held-out part; all of them, whatever --per-kind says.
 
 The development and the held-out part draw from disjoint digits (DEVELOPMENT / HELD_OUT index ranges) with
 disjoint random streams (the part is one of the seed's words): tune on the development part only; the
@@ -23,6 +26,7 @@ from __future__ import annotations
 import io
 import zlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
@@ -33,6 +37,10 @@ from support import phone_photos
 # are left out: the project's own photo renderer was tuned on photos of them.
 DEVELOPMENT = {"mnist": range(5000, 7500), "sklearn": range(0, 900)}
 HELD_OUT = {"mnist": range(7500, 10000), "sklearn": range(900, 1797)}
+# Packages whose sample pictures (none shows a digit) make each part's "photos packages ship", and where they keep them.
+SHIPPED_PHOTOS = {False: {"skimage": "data", "sklearn": "datasets/images", "matplotlib": "mpl-data/sample_data"},
+                  True: {"gradio": ("media_assets/images", "test_data")}}
+PICTURE_SUFFIXES = (".png", ".jpg", ".jpeg", ".gif", ".tif", ".tiff", ".bmp", ".webp")
 POLARITIES = ("white on black", "dark on white")
 MNIST_ENLARGEMENTS = (1, 4, 10)
 SKLEARN_ENLARGEMENTS = (1, 4)
@@ -137,6 +145,22 @@ def sklearn_cases(per_kind: int, seed: int, held_out: bool) -> list[Case]:
                 picture = enlarge(in_polarity(images[i], polarity), factor)
                 margin = in_polarity(with_mnist_margin(images[i]), polarity)
                 cases.append(Case("scikit-learn digits", kind, png(picture), ".png", int(labels[i]), png(margin), i))
+    return cases
+
+
+def shipped_photos(held_out: bool) -> list[Case]:
+    """Every picture the part's packages ship (SHIPPED_PHOTOS), as it comes: photos, scans, textures, logos,
+    animations; a picture with no digit in it, for "no digit"."""
+    import importlib
+
+    cases = []
+    for package, folders in SHIPPED_PHOTOS[held_out].items():
+        root = Path(importlib.import_module(package).__file__).parent
+        for folder in [folders] if isinstance(folders, str) else folders:
+            for path in sorted((root / folder).rglob("*")):
+                if path.suffix.lower() in PICTURE_SUFFIXES:
+                    cases.append(Case("no digit", f"photos packages ship ({', '.join(SHIPPED_PHOTOS[held_out])})",
+                                      path.read_bytes(), path.suffix.lower(), None, None, None))
     return cases
 
 

@@ -10,8 +10,8 @@ import pytest
 from PIL import Image, ImageOps
 
 from support import digit_sources, phone_photos
-from support.digit_sources import (DEVELOPMENT, HELD_OUT, crop_to_ink, mnist_cropped, photo_cases, sklearn_cases,
-                                   sklearn_digits, with_mnist_margin)
+from support.digit_sources import (DEVELOPMENT, HELD_OUT, crop_to_ink, mnist_cropped, photo_cases, shipped_photos,
+                                   sklearn_cases, sklearn_digits, with_mnist_margin)
 from support.serving import MNIST_DIR
 
 from dlcourse.mnist import load_split
@@ -148,3 +148,12 @@ def test_a_quarter_of_the_photos_are_stored_turned_with_the_exif_orientation_tha
         shown = np.asarray(ImageOps.exif_transpose(stored))
         assert shown.shape == photo.shape and np.abs(shown.astype(int) - photo).mean() < 8
     assert 4 <= turned <= 20
+
+
+def test_the_photos_packages_ship_are_pictures_with_no_digit_and_the_parts_share_none():
+    development, held_out = shipped_photos(False), shipped_photos(True)
+    assert len(development) >= 30 and len(held_out) >= 10
+    assert all(case.source == "no digit" and case.label is None and case.margin is None for case in development + held_out)
+    assert not {case.picture for case in development} & {case.picture for case in held_out}
+    sizes = [Image.open(io.BytesIO(case.picture)).size for case in development if case.suffix in (".jpg", ".png")]
+    assert len(sizes) >= 25 and max(min(size) for size in sizes) >= 400  # real photos, as the packages ship them
