@@ -299,11 +299,12 @@ def _flat_ink(gray: np.ndarray, paper: float) -> tuple[np.ndarray, int]:
 
 
 def _marks(pieces: list, mass: np.ndarray, main: int, candidates: list[int], solid: np.ndarray) -> tuple[int, list[int]]:
-    """How many digit-like marks the pieces of ink make, and which pieces belong to the main piece's mark.
+    """How many digit-like marks the pieces of ink make, and which pieces belong to the most prominent mark.
 
-    A mark is a piece with at least SIGNIFICANT of the main piece's ink and at least TALL of its height,
+    A mark is a piece with at least SIGNIFICANT of the main (heaviest) piece's ink and at least TALL of its height,
     with the other such pieces above or below it (a 5's bar, a 4 in two strokes): marks side by side are
-    separate digits. 0 when the main mark is no digit's shape: a solid blob (stroke width over size above
+    separate digits. The most prominent is the tallest, the one written largest (a 1 or a 7 holds less ink than an 8
+    or a 0 written smaller beside it), the heavier of two as tall. 0 when that mark is no digit's shape: a solid blob (stroke width over size above
     BLOB: a face, a hill) rather than strokes, or more than WIDE times wider than tall; the count of its pieces
     when it is made of more than TEXT_PIECES (printed text)."""
     def height(index: int) -> int:
@@ -323,7 +324,8 @@ def _marks(pieces: list, mass: np.ndarray, main: int, candidates: list[int], sol
         else:
             groups.append([index])
             reach = stop
-    mine = next(group for group in groups if main in group)
+    mine = max(groups, key=lambda group: (max(pieces[i][0].stop for i in group) - min(pieces[i][0].start for i in group),
+                                          sum(mass[i] for i in group)))
     rows = slice(min(pieces[i][0].start for i in mine), max(pieces[i][0].stop for i in mine))
     cols = slice(min(pieces[i][1].start for i in mine), max(pieces[i][1].stop for i in mine))
     if _stroke_width(solid[rows, cols]) > BLOB * max(rows.stop - rows.start, cols.stop - cols.start):
@@ -331,7 +333,7 @@ def _marks(pieces: list, mass: np.ndarray, main: int, candidates: list[int], sol
     small_marks = _pieces_of(solid[rows, cols])
     if small_marks > TEXT_PIECES:  # a page of text: hundreds of letters
         return small_marks, mine
-    others = {i for group in groups if main not in group for i in group}
+    others = {i for group in groups if group is not mine for i in group}
     small = [i for i in candidates if i not in big and i not in others
              and pieces[i][1].start < cols.stop and pieces[i][1].stop > cols.start]
     mark_height = max(pieces[i][0].stop for i in mine + small) - min(pieces[i][0].start for i in mine + small)
@@ -422,6 +424,8 @@ def _digit_pieces(value: np.ndarray, window: float) -> tuple[np.ndarray, tuple[i
     y0, y1, x0, x1 = rows.start - reach, rows.stop + reach, cols.start - reach, cols.stop + reach
     candidates = [index for index in range(count) if (inside[index] or not inside[main]) and mass[index] >= MIN_PIECE * mass[main]]
     marks, mine = _marks(pieces, mass, main, candidates, darkness > threshold)
+    if marks > 1:  # the most prominent digit's heaviest piece sets its ink's full darkness
+        main = max(mine, key=mass.__getitem__)
     kept = [
         index + 1 for index in candidates
         if (index in mine if marks > 1 else
