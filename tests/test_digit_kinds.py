@@ -151,6 +151,17 @@ def test_of_two_digits_the_one_written_largest_is_read_though_it_holds_less_ink(
         assert found.marks == 2 and next(iter(classifier.predict(Image.fromarray(found.pixels)))) == "1"
 
 
+def test_a_pen_held_over_evenly_lit_paper_is_no_part_of_the_digit(test_digits):
+    """Paper a phone overexposes to pure white is evenly lit, as a scan is: what runs off the picture there (a pen,
+    a finger) is no more the digit than in any other photo."""
+    images, _ = test_digits
+    alone = side_by_side(images[5000]).convert("RGB")
+    with_pen = alone.copy()
+    with_pen.paste((20, 20, 30), (alone.width - 70, alone.height // 3, alone.width - 20, alone.height))  # more ink than the digit
+    assert find_digit(with_pen).marks == 1
+    assert np.corrcoef(find_digit(with_pen).pixels.ravel(), find_digit(alone).pixels.ravel())[0, 1] > 0.95
+
+
 def test_a_solid_shape_is_no_digit(test_digits):
     blob = Image.new("RGB", (300, 300), "white")
     blob.paste((30, 30, 30), (90, 80, 210, 220))  # a dark solid block on paper

@@ -287,15 +287,32 @@ def _flat_ink(gray: np.ndarray, paper: float) -> tuple[np.ndarray, int]:
     labels, count = ndimage.label(ink > INK_THRESHOLD, structure=np.ones((3, 3), bool))
     pieces = ndimage.find_objects(labels)
     mass = ndimage.sum_labels(ink, labels, np.arange(1, count + 1))
-    main = int(np.argmax(mass))
-    marks, mine = _marks(pieces, mass, main, list(range(count)), ink > INK_THRESHOLD)
-    if marks > 1:  # only the most prominent digit's pieces
-        ink = ink * np.isin(labels, [index + 1 for index in mine])
+    main, inside = _main_piece(pieces, mass, ink.shape)
+    candidates = [index for index in range(count) if inside[index] or not inside[main]]
+    marks, mine = _marks(pieces, mass, main, candidates, ink > INK_THRESHOLD)
+    kept = mine if marks > 1 else candidates  # only the most prominent digit's pieces; none running off the picture
+    if len(kept) < count:  # each faint pixel (a stroke's soft edge) goes with the piece of ink nearest to it
+        nearest = ndimage.distance_transform_edt(labels == 0, return_distances=False, return_indices=True)
+        ink = ink * np.isin(labels[tuple(nearest)], [index + 1 for index in kept])
     rows = np.flatnonzero((ink > INK_THRESHOLD).any(axis=1))
     cols = np.flatnonzero((ink > INK_THRESHOLD).any(axis=0))
     ink = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     ink[ink < INK_THRESHOLD / 2] = 0  # paper texture and sensor noise, not ink
     return ink, marks
+
+
+def _main_piece(pieces: list, mass: np.ndarray, shape: tuple[int, int]) -> tuple[int, np.ndarray]:
+    """The digit's main piece of ink, and which pieces lie clear of the picture's edge.
+
+    Pieces touching the edge (a desk, lines running off the page, a finger or a pen held over it, the edge of a
+    shadow) are not the digit: the main piece is the heaviest one clear of the edge, unless the digit itself
+    touches the edge (a tight crop), which is when no piece clear of it has EDGE_PIECE of the heaviest one's ink."""
+    height, width = shape
+    inside = np.array([s[0].start > 0 and s[1].start > 0 and s[0].stop < height and s[1].stop < width for s in pieces])
+    heaviest_inside = int(np.argmax(np.where(inside, mass, -1)))
+    if inside[heaviest_inside] and mass[heaviest_inside] >= EDGE_PIECE * mass.max():
+        return heaviest_inside, inside
+    return int(np.argmax(mass)), inside
 
 
 def _marks(pieces: list, mass: np.ndarray, main: int, candidates: list[int], solid: np.ndarray) -> tuple[int, list[int]]:
@@ -415,10 +432,7 @@ def _digit_pieces(value: np.ndarray, window: float) -> tuple[np.ndarray, tuple[i
     pieces = ndimage.find_objects(labels)
     mass = ndimage.sum_labels(darkness, labels, np.arange(1, count + 1))
     height, width = darkness.shape
-    inside = np.array([s[0].start > 0 and s[1].start > 0 and s[0].stop < height and s[1].stop < width for s in pieces])
-    heaviest_inside = int(np.argmax(np.where(inside, mass, -1)))
-    # the heaviest piece clear of the edge, unless the digit itself touches the edge (a tight crop)
-    main = heaviest_inside if inside[heaviest_inside] and mass[heaviest_inside] >= EDGE_PIECE * mass.max() else int(np.argmax(mass))
+    main, inside = _main_piece(pieces, mass, darkness.shape)
     rows, cols = pieces[main]
     reach = NEAR * max(rows.stop - rows.start, cols.stop - cols.start)
     y0, y1, x0, x1 = rows.start - reach, rows.stop + reach, cols.start - reach, cols.stop + reach
