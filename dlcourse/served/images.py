@@ -241,7 +241,7 @@ def _found(digit: np.ndarray, marks: int, unevenness: float) -> FoundDigit:
 
 
 def _holes(digit: np.ndarray) -> int:
-    """How many holes (of HOLE pixels or more) the ink of a 28x28 digit encloses: 0 for a 1, one for a 0, two for an 8."""
+    """How many holes (of HOLE pixels or more) the ink of a 28x28 digit encloses: none in a 1, one in a 0, two in an 8."""
     labels, count = ndimage.label(digit <= INK_THRESHOLD * 255)  # the paper, in pieces (4-connected)
     sizes = np.bincount(labels.ravel(), minlength=count + 1)
     sizes[_border(labels)] = 0  # the paper around the digit, and the gaps between its pieces
@@ -277,7 +277,8 @@ def _flat_paper(border: np.ndarray) -> float | None:
 
 def _flat_ink(gray: np.ndarray, paper: float) -> tuple[np.ndarray, int]:
     """Ink of an evenly lit picture, cropped to the most prominent digit-like mark (inverted when the
-    paper is light, paper level removed), and how many digit-like marks there are (`_marks`)."""
+    paper is light, paper level removed), and how many digit-like marks there are (`_marks`). What runs off
+    the picture is dropped as in a photo (`_main_piece`): paper a phone overexposes to white is evenly lit too."""
     if paper > 0.5:
         gray, paper = 1 - gray, 1 - paper
     contrast = float(gray.max()) - paper
@@ -320,10 +321,10 @@ def _marks(pieces: list, mass: np.ndarray, main: int, candidates: list[int], sol
 
     A mark is a piece with at least SIGNIFICANT of the main (heaviest) piece's ink and at least TALL of its height,
     with the other such pieces above or below it (a 5's bar, a 4 in two strokes): marks side by side are
-    separate digits. The most prominent is the tallest, the one written largest (a 1 or a 7 holds less ink than an 8
-    or a 0 written smaller beside it), the heavier of two as tall. 0 when that mark is no digit's shape: a solid blob (stroke width over size above
-    BLOB: a face, a hill) rather than strokes, or more than WIDE times wider than tall; the count of its pieces
-    when it is made of more than TEXT_PIECES (printed text)."""
+    separate digits. The most prominent is the tallest, the one written largest (a 1 or a 7 holds less ink than
+    an 8 or a 0 written smaller beside it), the heavier of two as tall. 0 when that mark is no digit's shape: a
+    solid blob (stroke width over size above BLOB: a face, a hill) rather than strokes, or more than WIDE times
+    wider than tall; the count of its pieces when it is made of more than TEXT_PIECES (printed text)."""
     def height(index: int) -> int:
         return pieces[index][0].stop - pieces[index][0].start
 
@@ -341,8 +342,10 @@ def _marks(pieces: list, mass: np.ndarray, main: int, candidates: list[int], sol
         else:
             groups.append([index])
             reach = stop
-    mine = max(groups, key=lambda group: (max(pieces[i][0].stop for i in group) - min(pieces[i][0].start for i in group),
-                                          sum(mass[i] for i in group)))
+    def prominence(group: list[int]) -> tuple[int, float]:
+        return max(pieces[i][0].stop for i in group) - min(pieces[i][0].start for i in group), sum(mass[i] for i in group)
+
+    mine = max(groups, key=prominence)
     rows = slice(min(pieces[i][0].start for i in mine), max(pieces[i][0].stop for i in mine))
     cols = slice(min(pieces[i][1].start for i in mine), max(pieces[i][1].stop for i in mine))
     if _stroke_width(solid[rows, cols]) > BLOB * max(rows.stop - rows.start, cols.stop - cols.start):
