@@ -162,6 +162,25 @@ def test_a_pen_held_over_evenly_lit_paper_is_no_part_of_the_digit(test_digits):
     assert np.corrcoef(find_digit(with_pen).pixels.ravel(), find_digit(alone).pixels.ravel())[0, 1] > 0.95
 
 
+def test_a_ruling_that_runs_to_the_edge_of_a_card_is_no_part_of_the_digit_under_it(test_digits):
+    """On a sheet in view, its edge is the page's edge: what runs off it (a card's rulings) is no more the digit than a
+    line running off the photo."""
+    images, _ = test_digits
+
+    def card(digit: np.ndarray, ruled: bool) -> Image.Image:
+        photo = np.clip(np.random.default_rng(0).normal(70, 10, (600, 800, 3)), 0, 255)  # a dark desk, grainy
+        photo[150:450, 150:650] = (245, 245, 240)  # an index card on it
+        if ruled:
+            photo[245:250, 150:650] = (90, 110, 200)  # its first ruling, edge to edge, just over the digit
+        ink = 255 - np.asarray(Image.fromarray(digit).resize((168, 168)), dtype=np.float64)
+        photo[232:400, 316:484] = np.minimum(photo[232:400, 316:484], ink[..., None])
+        return Image.fromarray(photo.astype(np.uint8))
+
+    for digit in images[5000:5005]:
+        ruled, plain = find_digit(card(digit, True)), find_digit(card(digit, False))
+        assert ruled.marks == 1 and np.corrcoef(ruled.pixels.ravel(), plain.pixels.ravel())[0, 1] > 0.95
+
+
 def test_a_solid_shape_is_no_digit(test_digits):
     blob = Image.new("RGB", (300, 300), "white")
     blob.paste((30, 30, 30), (90, 80, 210, 220))  # a dark solid block on paper

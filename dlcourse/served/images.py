@@ -302,14 +302,18 @@ def _flat_ink(gray: np.ndarray, paper: float) -> tuple[np.ndarray, int]:
     return ink, marks
 
 
-def _main_piece(pieces: list, mass: np.ndarray, shape: tuple[int, int]) -> tuple[int, np.ndarray]:
-    """The digit's main piece of ink, and which pieces lie clear of the picture's edge.
+def _main_piece(pieces: list, mass: np.ndarray, shape: tuple[int, int],
+                off_page: np.ndarray | None = None) -> tuple[int, np.ndarray]:
+    """The digit's main piece of ink, and which pieces lie clear of the picture's edge (and of the edge of the
+    sheet in view, where `off_page` says which pieces touch it).
 
     Pieces touching the edge (a desk, lines running off the page, a finger or a pen held over it, the edge of a
     shadow) are not the digit: the main piece is the heaviest one clear of the edge, unless the digit itself
     touches the edge (a tight crop), which is when no piece clear of it has EDGE_PIECE of the heaviest one's ink."""
     height, width = shape
     inside = np.array([s[0].start > 0 and s[1].start > 0 and s[0].stop < height and s[1].stop < width for s in pieces])
+    if off_page is not None:
+        inside &= ~off_page
     heaviest_inside = int(np.argmax(np.where(inside, mass, -1)))
     if inside[heaviest_inside] and mass[heaviest_inside] >= EDGE_PIECE * mass.max():
         return heaviest_inside, inside
@@ -387,12 +391,13 @@ def _photo_ink(picture: Image.Image, gray: np.ndarray) -> tuple[np.ndarray, tupl
         light_paper = _light_paper(gray)
         channel = _ink_channel(picture, light_paper)
         value = channel if light_paper else 1 - channel
+    page_edge = ndimage.binary_dilation(~mask) if best is not None else None  # rulings run off the sheet, not the photo
     window = BACKGROUND_WINDOW * min(value.shape)
-    found = _digit_pieces(value, window)
+    found = _digit_pieces(value, window, page_edge)
     digit_size = max(found[1][2] - found[1][0], found[1][3] - found[1][1])
     if DIGIT_WINDOW * digit_size > window:
         try:
-            found = _digit_pieces(value, DIGIT_WINDOW * digit_size)
+            found = _digit_pieces(value, DIGIT_WINDOW * digit_size, page_edge)
         except EmptyDrawing:
             pass
     ink, box, marks, unevenness = found
@@ -407,7 +412,8 @@ def _on_rim(ink: np.ndarray, box: tuple[int, int, int, int], rim: np.ndarray) ->
     return bool(solid.any() and rim[box[1] : box[3], box[0] : box[2]][solid].mean() > 0.5)
 
 
-def _digit_pieces(value: np.ndarray, window: float) -> tuple[np.ndarray, tuple[int, int, int, int], int, float]:
+def _digit_pieces(value: np.ndarray, window: float,
+                  page_edge: np.ndarray | None = None) -> tuple[np.ndarray, tuple[int, int, int, int], int, float]:
     """Ink darkness against a paper brightness measured with a closing `window` pixels wide, thresholded
     into connected pieces: pieces touching the picture's edge (the desk, lines running off the page, the
     edge of a shadow) are not the digit; the heaviest other piece is, with the pieces close to it (a digit
@@ -435,7 +441,8 @@ def _digit_pieces(value: np.ndarray, window: float) -> tuple[np.ndarray, tuple[i
     pieces = ndimage.find_objects(labels)
     mass = ndimage.sum_labels(darkness, labels, np.arange(1, count + 1))
     height, width = darkness.shape
-    main, inside = _main_piece(pieces, mass, darkness.shape)
+    off_page = None if page_edge is None else ndimage.maximum(page_edge, labels, np.arange(1, count + 1)).astype(bool)
+    main, inside = _main_piece(pieces, mass, darkness.shape, off_page)
     rows, cols = pieces[main]
     reach = NEAR * max(rows.stop - rows.start, cols.stop - cols.start)
     y0, y1, x0, x1 = rows.start - reach, rows.stop + reach, cols.start - reach, cols.stop + reach
