@@ -23,6 +23,7 @@ may share writers.)
 """
 from __future__ import annotations
 
+import importlib.util
 import io
 import zlib
 from dataclasses import dataclass
@@ -151,11 +152,9 @@ def sklearn_cases(per_kind: int, seed: int, held_out: bool) -> list[Case]:
 def shipped_photos(held_out: bool) -> list[Case]:
     """Every picture the part's packages ship (SHIPPED_PHOTOS), as it comes: photos, scans, textures, logos,
     animations; a picture with no digit in it, for "no digit"."""
-    import importlib
-
     cases = []
     for package, folders in SHIPPED_PHOTOS[held_out].items():
-        root = Path(importlib.import_module(package).__file__).parent
+        root = Path(importlib.util.find_spec(package).origin).parent  # found, not imported (gradio takes seconds)
         for folder in [folders] if isinstance(folders, str) else folders:
             for path in sorted((root / folder).rglob("*")):
                 if path.suffix.lower() in PICTURE_SUFFIXES:
