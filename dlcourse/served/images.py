@@ -38,6 +38,7 @@ DARK_PAPER = 0.5  # paper (or desk) darker than this share of the page's brightn
 LIGHT_PAPER_LEVEL, LIGHT_PAPER_SHARE = 0.45, 0.3  # a photo is of light paper when this share is this bright
 PHOTO_INK_THRESHOLD = 0.4  # in photos, higher: notebook lines can be a third as dark as the ink
 NOISE_SIGMAS = 5  # ink is darker than the paper by more than this many times the paper's own variation
+TWO_LEVELS = 0.85  # darkness split this cleanly in two (Otsu's share of the variance) is paper and ink, no texture
 NEAR = 0.12  # pieces within this share of the digit's size from it belong to it (a digit in two strokes)
 MNIST_STROKE, THICK_STROKE = 0.15, 0.2  # stroke width over digit size: thicker than THICK is thinned to MNIST's
 EDGE_PIECE = 0.25  # a piece touching the picture's edge is the digit only when nothing clear of it has this share of its ink
@@ -425,9 +426,7 @@ def _digit_pieces(value: np.ndarray, window: float,
     page = float(np.percentile(paper[::4, ::4], 90))
     darkness = np.clip((paper - value) / np.maximum(paper, DARK_PAPER * page), 0, 1)
 
-    sample = darkness[::4, ::4]
-    typical = float(np.median(sample))
-    spread = float(np.median(np.abs(sample - typical))) * 1.4826
+    typical, spread = _paper_noise(darkness[::4, ::4])
     level = float(np.asarray(Image.fromarray(darkness).reduce(2)).max())  # of 2x2 means: a noisy pixel is not ink
     if level - typical < MIN_CONTRAST:
         raise EmptyDrawing("The image is empty: draw or upload a digit first.")
@@ -471,6 +470,24 @@ def _digit_pieces(value: np.ndarray, window: float,
     ink = np.clip((darkness[crop] - low) / max(full - low, 1e-3), 0, 1) * digit
     unevenness = _stroke_unevenness(is_kept[labels[crop]] & (darkness[crop] > threshold))
     return ink.astype(np.float32), box, marks, unevenness
+
+
+def _paper_noise(darkness: np.ndarray) -> tuple[float, float]:
+    """The paper's typical darkness and its own variation (a robust standard deviation).
+
+    Measured on the paper alone when the picture holds two clear levels, paper and ink (Otsu's split of them
+    explains TWO_LEVELS of their variance): a thick marker in a tight crop can cover half the picture, and then
+    the median and its spread are the ink's. Otherwise (a texture, a photo of things) over all of it."""
+    values = darkness.ravel()
+    split = _otsu(values)
+    paper, ink = values[values <= split], values[values > split]
+    if len(paper) and len(ink):
+        share = len(paper) / len(values)
+        between = share * (1 - share) * (float(ink.mean()) - float(paper.mean())) ** 2
+        if between >= TWO_LEVELS * float(values.var()):
+            values = paper
+    typical = float(np.median(values))
+    return typical, float(np.median(np.abs(values - typical))) * 1.4826
 
 
 def _sheet(picture: Image.Image) -> tuple[np.ndarray, int | None] | None:
