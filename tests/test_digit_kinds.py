@@ -16,7 +16,7 @@ import skimage.data
 from scipy import ndimage
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
-from PIL import Image
+from PIL import Image, ImageDraw
 from playwright.sync_api import expect
 
 from test_browser import browser, open_page, upload  # noqa: F401 (browser: the fixture)
@@ -218,6 +218,26 @@ def test_a_mark_much_wider_than_tall_is_no_digit():
         assert found.marks == 0 and found.note.startswith("No digit found")
         page.paste((30, 30, 30), (144, 60, 156, 240))  # the same turned upright: a 1
         assert find_digit(page).marks == 1
+
+
+def test_lines_of_text_too_far_away_for_their_letters_to_part_are_no_digit(test_digits):
+    """A page a step away: its lines of words are each one piece of ink, and stacked they look like a digit to the
+    model (an 8 or a 0, confidently). A 5 or a 7 has one such bar, a 7 crossed two."""
+    page = Image.new("RGB", (400, 400), "white")
+    for top in range(100, 300, 40):
+        page.paste((40, 40, 40), (100, top, 300 - top % 3 * 20, top + 12))  # lines 12 px high, 140-200 px long
+    found = find_digit(page)
+    assert found.marks == 0 and found.note == NO_DIGIT_NOTE
+    crossed_7 = Image.new("RGB", (400, 400), "white")
+    crossed_7.paste((40, 40, 40), (120, 100, 280, 112))  # its bar
+    crossed_7.paste((40, 40, 40), (150, 190, 250, 200))  # its cross, apart from its stroke
+    ImageDraw.Draw(crossed_7).line([(275, 112), (190, 300)], fill=(40, 40, 40), width=12)
+    assert find_digit(crossed_7).marks == 1
+    images, labels = test_digits
+    pages = photo_cases(images, labels, 40, 1, held_out=False, kinds=["page of printed text"])
+    assert [find_digit(load_image(pages[n].picture, DIGIT_DECODE_SIDE)).marks for n in (0, 15, 26)] == [0, 0, 0]
+    ruled = photo_cases(images, labels, 20, 0, held_out=False, kinds=["sheet on a dark desk"])[10]  # rulings in bits
+    assert ruled.label == 3 and find_digit(load_image(ruled.picture, DIGIT_DECODE_SIDE)).marks == 1
 
 
 def test_a_thin_1_cropped_tight_in_a_photo_is_read(test_digits, classifier):

@@ -50,6 +50,8 @@ MAX_DIGITS = 4  # more marks side by side than this is text or a texture, not a 
 MAX_HOLES = 3  # a written digit encloses at most three holes (an 8 looped where it crosses); a grid, a chessboard more
 HOLE = 4  # pixels of the 28x28 digit: a smaller gap inside the ink is grain, not a hole
 TEXT_PIECES = 200  # a mark made of more separate pieces of ink than this is text (a grainy chalk digit: up to 130)
+TEXT_LINES = 3  # a mark with this many lines (pieces WIDE times wider than tall, across half its width) is text
+LINE_INK = 0.1  # ... lines with this share of the main piece's ink at least (a sheet's broken rulings: under 0.07)
 BLOB = 0.4  # a mark whose stroke width is above this share of its size is a solid shape, not written strokes
 WIDE = 2  # a mark more than this many times wider than tall is no digit (a rule, a horizon, a shelf's edge)
 UNEVEN_STROKES = 0.5  # strokes whose widths spread more than this (`_stroke_unevenness`) are no pen's: fur, foliage
@@ -328,8 +330,9 @@ def _marks(pieces: list, mass: np.ndarray, main: int, candidates: list[int], sol
     with the other such pieces above or below it (a 5's bar, a 4 in two strokes): marks side by side are
     separate digits. The most prominent is the tallest, the one written largest (a 1 or a 7 holds less ink than
     an 8 or a 0 written smaller beside it), the heavier of two as tall. 0 when that mark is no digit's shape: a
-    solid blob (stroke width over size above BLOB: a face, a hill) rather than strokes, or more than WIDE times
-    wider than tall; the count of its pieces when it is made of more than TEXT_PIECES (printed text)."""
+    solid blob (stroke width over size above BLOB: a face, a hill) rather than strokes, more than WIDE times
+    wider than tall, or made of TEXT_LINES lines (a page of text too far away for its letters to part); the count
+    of its pieces when it is made of more than TEXT_PIECES (printed text)."""
     def height(index: int) -> int:
         return pieces[index][0].stop - pieces[index][0].start
 
@@ -362,7 +365,13 @@ def _marks(pieces: list, mass: np.ndarray, main: int, candidates: list[int], sol
     small = [i for i in candidates if i not in big and i not in others
              and pieces[i][1].start < cols.stop and pieces[i][1].stop > cols.start]
     mark_height = max(pieces[i][0].stop for i in mine + small) - min(pieces[i][0].start for i in mine + small)
-    if cols.stop - cols.start > WIDE * mark_height:  # with the dots and dashes over or under it (a broken 6)
+    width = cols.stop - cols.start
+    if width > WIDE * mark_height:  # with the dots and dashes over or under it (a broken 6)
+        return 0, mine + small
+    lines = [i for i in mine + small if pieces[i][1].stop - pieces[i][1].start > max(WIDE * height(i), width / 2)
+             and mass[i] >= LINE_INK * mass[main]
+             and 0 < pieces[i][1].start and pieces[i][1].stop < solid.shape[1]]  # a ruling runs off a tight crop
+    if len(lines) >= TEXT_LINES:  # a 5's or a 7's bar is one such piece: a page too far away to tell its letters
         return 0, mine + small
     return len(groups), mine + small
 
