@@ -275,14 +275,15 @@ def test_a_chalk_digit_lighter_than_its_board_is_no_sheet(test_digits, classifie
 
 
 def test_a_photo_whose_ink_all_goes_is_answered_no_digit_found(client, test_digits, saved):
-    """Two coffee photos of the development part (seed 1) left no ink to centre: in 0 a 3x3 mark thinned away, in
-    12 the closer look at a small mark's full-size pixels found none. /classify failed with an error (a NaN centre
-    of mass) instead of answering."""
+    """A coffee photo of the development part (seed 3, the 29th) leaves no ink to centre once the pieces that are no
+    digit are dropped (the only one of 640 photos with no digit at seeds 0-3; two of seed 1 did before the paper was
+    measured on the paper alone). Without the rule that such a picture holds no digit, /classify answered it with an
+    error (a NaN centre of mass), or here with a confident 1 (96%)."""
     images, labels = test_digits
-    coffee = photo_cases(images, labels, 13, 1, held_out=False, kinds=["cup of coffee photo"])
-    for n in (0, 12):
-        answer = classify(client, saved(coffee[n], n))
-        assert answer["label"] == NO_DIGIT and answer["note"] == NO_DIGIT_NOTE, answer
+    coffee = photo_cases(images, labels, 29, 3, held_out=False, kinds=["cup of coffee photo"])[28]
+    assert not find_digit(load_image(coffee.picture, DIGIT_DECODE_SIDE)).pixels.any()
+    answer = classify(client, saved(coffee, 28))
+    assert answer["label"] == NO_DIGIT and answer["note"] == NO_DIGIT_NOTE, answer
 
 
 def test_the_edge_of_a_blank_note_is_no_digit(test_digits):
