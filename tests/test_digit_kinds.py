@@ -21,6 +21,7 @@ from playwright.sync_api import expect
 
 from test_browser import browser, open_page, upload  # noqa: F401 (browser: the fixture)
 
+from dlcourse.errors import EmptyDrawing
 from dlcourse.mnist import load_split
 from dlcourse.served.classifier import UNSURE_UNEVEN, _reading
 from dlcourse.served.images import (DIGIT_DECODE_SIDE, MAX_DIGITS, NO_DIGIT, NO_DIGIT_NOTE, FoundDigit, find_digit,
@@ -238,6 +239,19 @@ def test_lines_of_text_too_far_away_for_their_letters_to_part_are_no_digit(test_
     assert [find_digit(load_image(pages[n].picture, DIGIT_DECODE_SIDE)).marks for n in (0, 15, 26)] == [0, 0, 0]
     ruled = photo_cases(images, labels, 20, 0, held_out=False, kinds=["sheet on a dark desk"])[10]  # rulings in bits
     assert ruled.label == 3 and find_digit(load_image(ruled.picture, DIGIT_DECODE_SIDE)).marks == 1
+
+
+def test_blank_paper_in_uneven_light_is_refused_as_empty(client, tmp_path):
+    """No ink, only light falling off across the paper: darkness all at one level once the light divides out (Otsu's
+    split of it failed with a ValueError), or a few edge effects of the closing with no paper-and-ink split behind
+    them (they were taken for ink measured against noiseless paper: a confident 1)."""
+    for low, high in ((200, 230), (60, 250)):
+        light = np.tile(np.linspace(low, high, 400), (300, 1)).astype(np.uint8)
+        with pytest.raises(EmptyDrawing, match="empty"):
+            find_digit(Image.fromarray(light).convert("RGB"))
+    Image.fromarray(light).save(tmp_path / "blank.png")
+    answer = classify(client, str(tmp_path / "blank.png"))
+    assert answer["label"] is None and "empty" in answer["note"], answer
 
 
 def test_a_thin_1_cropped_tight_in_a_photo_is_read(test_digits, classifier):

@@ -485,15 +485,16 @@ def _paper_noise(darkness: np.ndarray) -> tuple[float, float]:
     """The paper's typical darkness and its own variation (a robust standard deviation).
 
     Measured on the paper alone when the picture holds two clear levels, paper and ink (Otsu's split of them
-    explains TWO_LEVELS of their variance): a thick marker in a tight crop can cover half the picture, and then
-    the median and its spread are the ink's. Otherwise (a texture, a photo of things) over all of it."""
+    explains TWO_LEVELS of their variance, and the upper level is MIN_CONTRAST darker): a thick marker in a tight
+    crop can cover half the picture, and then the median and its spread are the ink's. Otherwise (a texture, a
+    photo of things, blank paper in uneven light) over all of it."""
     values = darkness.ravel()
     split = _otsu(values)
     paper, ink = values[values <= split], values[values > split]
     if len(paper) and len(ink):
         share = len(paper) / len(values)
-        between = share * (1 - share) * (float(ink.mean()) - float(paper.mean())) ** 2
-        if between >= TWO_LEVELS * float(values.var()):
+        step = float(ink.mean()) - float(paper.mean())
+        if step >= MIN_CONTRAST and share * (1 - share) * step ** 2 >= TWO_LEVELS * float(values.var()):
             values = paper
     typical = float(np.median(values))
     return typical, float(np.median(np.abs(values - typical))) * 1.4826
@@ -548,15 +549,17 @@ def _room(region: np.ndarray) -> float:
 
 
 def _otsu(values: np.ndarray) -> float:
-    """Otsu's threshold of values in 0..1: the level that best splits them into two classes."""
+    """Otsu's threshold of values in 0..1: the level that best splits them into two classes; 1 when they are all
+    one level (the darkness of blank paper once the light divides out), which nothing lies above."""
     counts, edges = np.histogram(values, bins=64, range=(0, 1))
     centres = (edges[:-1] + edges[1:]) / 2
     below = np.cumsum(counts)
     above = below[-1] - below
     below_sum = np.cumsum(counts * centres)
     with np.errstate(divide="ignore", invalid="ignore"):
-        between = below * above * (below_sum / below - (below_sum[-1] - below_sum) / above) ** 2
-    return float(edges[1 + int(np.nanargmax(between[:-1]))])
+        between = np.nan_to_num(below * above * (below_sum / below - (below_sum[-1] - below_sum) / above) ** 2)
+    best = int(np.argmax(between[:-1]))
+    return float(edges[1 + best]) if between[best] > 0 else 1.0
 
 
 def _pieces_of(solid: np.ndarray) -> int:
