@@ -25,6 +25,7 @@ READABLE_FORMATS = "PNG, JPEG, GIF, WebP, BMP or TIFF"
 
 MNIST_SIZE = 28
 MNIST_BOX = 20  # MNIST digits were scaled to fit a 20x20 box, then centred by mass in 28x28
+SMALL_PICTURE = MNIST_SIZE  # a picture smaller than this on its longer side is enlarged before its ink is found
 INK_THRESHOLD = 0.25  # share of the full ink contrast above which a pixel counts as ink for cropping
 MIN_CONTRAST = 24 / 255  # less difference than this between ink and paper is an empty picture
 FLAT_PAPER = 0.02  # a border varying less than this is evenly lit paper (a drawing, a scan)
@@ -221,6 +222,7 @@ def find_digit(image: Image.Image) -> FoundDigit:
     than the paper. Raises EmptyDrawing when there is no ink.
     """
     working, scale = _reduced(image, PHOTO_SIDE)
+    working = _enlarged(working)
     gray = np.asarray(working.convert("L"), dtype=np.float32) / 255
     paper = _flat_paper(_border(gray))
     if paper is not None:
@@ -262,6 +264,17 @@ def _reduced(image: Image.Image, side: int) -> tuple[Image.Image, float]:
         return image, 1.0
     reduced = image.reduce(factor)
     return reduced, image.width / reduced.width
+
+
+def _enlarged(image: Image.Image) -> Image.Image:
+    """A picture smaller than MNIST's digits (SMALL_PICTURE) enlarged by a whole factor to at least that size, bicubic
+    as an image editor enlarges. At 8 px (scikit-learn's digits) a pixel is an eighth of the digit: too coarse to
+    crop the ink at its threshold and to tell strokes from a solid shape, so a digit was read otherwise than the same
+    digit enlarged."""
+    if max(image.size) >= SMALL_PICTURE:
+        return image
+    factor = math.ceil(SMALL_PICTURE / max(image.size))
+    return image.resize((image.width * factor, image.height * factor), Image.Resampling.BICUBIC)
 
 
 def _flat_paper(border: np.ndarray) -> float | None:
