@@ -25,7 +25,7 @@ READABLE_FORMATS = "PNG, JPEG, GIF, WebP, BMP or TIFF"
 
 MNIST_SIZE = 28
 MNIST_BOX = 20  # MNIST digits were scaled to fit a 20x20 box, then centred by mass in 28x28
-SMALL_PICTURE = MNIST_SIZE  # a picture smaller than this on its longer side is enlarged before its ink is found
+SMALL_PICTURE = MNIST_BOX  # a picture smaller than MNIST's digit box on its longer side is enlarged before its ink is found
 INK_THRESHOLD = 0.25  # share of the full ink contrast above which a pixel counts as ink for cropping
 MIN_CONTRAST = 24 / 255  # less difference than this between ink and paper is an empty picture
 FLAT_PAPER = 0.02  # a border varying less than this is evenly lit paper (a drawing, a scan)
@@ -267,10 +267,11 @@ def _reduced(image: Image.Image, side: int) -> tuple[Image.Image, float]:
 
 
 def _enlarged(image: Image.Image) -> Image.Image:
-    """A picture smaller than MNIST's digits (SMALL_PICTURE) enlarged by a whole factor to at least that size, bicubic
-    as an image editor enlarges. At 8 px (scikit-learn's digits) a pixel is an eighth of the digit: too coarse to
-    crop the ink at its threshold and to tell strokes from a solid shape, so a digit was read otherwise than the same
-    digit enlarged."""
+    """A picture smaller than MNIST's 20 px digit box (SMALL_PICTURE) enlarged by a whole factor to at least that size,
+    bicubic as an image editor enlarges. At 8 px (scikit-learn's digits) a pixel is an eighth of the digit: too coarse
+    to crop the ink at its threshold and to tell strokes from a solid shape, so a digit was read otherwise than the
+    same digit enlarged. An MNIST digit cropped to its ink (20 px) is not enlarged: at 28 px, the bicubic ringing
+    around a thin 1 two or three pixels wide lost some of them."""
     if max(image.size) >= SMALL_PICTURE:
         return image
     factor = math.ceil(SMALL_PICTURE / max(image.size))
